@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { GEMM_SHAPES, GEMM_TOLERANCE, runGemmCase } from './gemm-cases.ts';
+
+describe('gemm_f32 (Node, Dawn)', () => {
+  for (const [i, shape] of GEMM_SHAPES.entries()) {
+    for (const bias of [true, false]) {
+      it(`M,K,N = ${shape.join(',')} ${bias ? 'with' : 'without'} bias matches the CPU reference`, async () => {
+        const r = await runGemmCase(await testGpu(), shape, bias, 10 * i + (bias ? 1 : 0));
+        expect(r.maxRelError).toBeLessThan(GEMM_TOLERANCE);
+      });
+    }
+  }
+});
