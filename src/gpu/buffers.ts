@@ -64,7 +64,8 @@ export async function uploadBuffer(
 
 /** Writes `data` at `offset`; pads the tail to 4 bytes as writeBuffer requires. */
 export function writeBuffer(ctx: GpuContext, buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  // writeBuffer copies synchronously, so a view of shared memory is as good as one of an ArrayBuffer.
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength) as Uint8Array<ArrayBuffer>;
   const whole = bytes.byteLength & ~3;
   if (whole > 0) ctx.device.queue.writeBuffer(buffer, offset, bytes, 0, whole);
   if (whole < bytes.byteLength) {

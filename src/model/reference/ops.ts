@@ -1,0 +1,179 @@
+/**
+ * CPU float references of the FLUX primitives (docs/flux-architecture.md §2–3). GPU kernel tests compare
+ * against these, so they favour plainness over speed: tensors are row-major Float32Arrays, every op
+ * returns a new array, and sums and norms are accumulated in f64 (JS numbers) before storing as f32.
+ */
+
+/** FLUX's parameter-free LayerNorm and QK RMSNorm both use this epsilon. */
+export const NORM_EPS = 1e-6;
+/** Sinusoidal embeddings run on t·1000 (t = 1 → 1000, guidance 3.5 → 3500). */
+export const TIMESTEP_SCALE = 1000;
+/** Longest period of the sinusoidal timestep embedding. */
+export const TIMESTEP_MAX_PERIOD = 10_000;
+/** √(2/π), the tanh-GELU constant. */
+const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
+const GELU_TANH_CUBIC = 0.044715;
+
+/** y = x·Wᵀ + b for x [rows, inFeatures], W [outFeatures, inFeatures], b [outFeatures]. */
+export function linear(x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array): Float32Array {
+  const outFeatures = bias.length;
+  const inFeatures = weight.length / outFeatures;
+  const y = new Float32Array(rows * outFeatures);
+  for (let r = 0; r < rows; r++) {
+    const xRow = r * inFeatures;
+    for (let o = 0; o < outFeatures; o++) {
+      const wRow = o * inFeatures;
+      let acc = 0;
+      for (let i = 0; i < inFeatures; i++) acc += x[xRow + i] * weight[wRow + i];
+      y[r * outFeatures + o] = acc + bias[o];
+    }
+  }
+  return y;
+}
+
+/**
+ * LayerNorm over each row of x [rows, cols] without affine parameters (eps 1e-6, biased variance), then
+ * the AdaLN modulation (1 + scale)·x + shift with shift/scale [cols] shared by all rows.
+ */
+export function layerNormModulate(x: Float32Array, rows: number, cols: number, shift: Float32Array, scale: Float32Array): Float32Array {
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let mean = 0;
+    for (let c = 0; c < cols; c++) mean += x[base + c];
+    mean /= cols;
+    let variance = 0;
+    for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
+    variance /= cols;
+    const inv = 1 / Math.sqrt(variance + NORM_EPS);
+    for (let c = 0; c < cols; c++) y[base + c] = (1 + scale[c]) * ((x[base + c] - mean) * inv) + shift[c];
+  }
+  return y;
+}
+
+/** RMSNorm of every head vector of x [rows, heads·headDim] (eps 1e-6), times the learned scale [headDim]. */
+export function rmsNorm(x: Float32Array, rows: number, heads: number, headDim: number, scale: Float32Array): Float32Array {
+  const y = new Float32Array(rows * heads * headDim);
+  for (let v = 0; v < rows * heads; v++) {
+    const base = v * headDim;
+    let meanSquare = 0;
+    for (let d = 0; d < headDim; d++) meanSquare += x[base + d] ** 2;
+    meanSquare /= headDim;
+    const inv = 1 / Math.sqrt(meanSquare + NORM_EPS);
+    for (let d = 0; d < headDim; d++) y[base + d] = x[base + d] * inv * scale[d];
+  }
+  return y;
+}
+
+/** cos/sin of the rotation angle of every (token, pair), each [tokens, headDim/2]. */
+export interface RopeTable {
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
+}
+
+/**
+ * RoPE angles for position ids [tokens, axes] (FLUX: 3 axes). Pairs are assigned to axes in order, axis a
+ * owning axesDim[a]/2 pairs; pair j of an axis of size d turns by pos·theta^(−2j/d). Computed in f64
+ * (doc §3.2), stored as f32.
+ */
+export function ropeTable(ids: Float32Array, tokens: number, axesDim: readonly number[], theta: number): RopeTable {
+  const pairs = axesDim.reduce((a, b) => a + b, 0) / 2;
+  const cos = new Float32Array(tokens * pairs);
+  const sin = new Float32Array(tokens * pairs);
+  for (let t = 0; t < tokens; t++) {
+    let p = 0;
+    for (let a = 0; a < axesDim.length; a++) {
+      const d = axesDim[a];
+      const pos = ids[t * axesDim.length + a];
+      for (let j = 0; j < d / 2; j++, p++) {
+        const angle = pos * theta ** ((-2 * j) / d);
+        cos[t * pairs + p] = Math.cos(angle);
+        sin[t * pairs + p] = Math.sin(angle);
+      }
+    }
+  }
+  return { cos, sin };
+}
+
+/** Rotates the interleaved pairs (2p, 2p+1) of every head of x [tokens, heads·headDim] by the table's angles. */
+export function applyRope(x: Float32Array, tokens: number, heads: number, headDim: number, table: RopeTable): Float32Array {
+  const pairs = headDim / 2;
+  const y = new Float32Array(x.length);
+  for (let t = 0; t < tokens; t++) {
+    for (let h = 0; h < heads; h++) {
+      const base = (t * heads + h) * headDim;
+      for (let p = 0; p < pairs; p++) {
+        const c = table.cos[t * pairs + p];
+        const s = table.sin[t * pairs + p];
+        const x0 = x[base + 2 * p];
+        const x1 = x[base + 2 * p + 1];
+        y[base + 2 * p] = c * x0 - s * x1;
+        y[base + 2 * p + 1] = s * x0 + c * x1;
+      }
+    }
+  }
+  return y;
+}
+
+/** softmax(Q·Kᵀ/√headDim)·V per head, no mask; q, k, v and the result are [tokens, heads·headDim]. */
+export function attention(q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, heads: number, headDim: number): Float32Array {
+  const width = heads * headDim;
+  const scale = 1 / Math.sqrt(headDim);
+  const out = new Float32Array(tokens * width);
+  const scores = new Float64Array(tokens);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < tokens; i++) {
+      const qBase = i * width + h * headDim;
+      let max = -Infinity;
+      for (let j = 0; j < tokens; j++) {
+        const kBase = j * width + h * headDim;
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += q[qBase + d] * k[kBase + d];
+        scores[j] = dot * scale;
+        max = Math.max(max, scores[j]);
+      }
+      let total = 0;
+      for (let j = 0; j < tokens; j++) {
+        scores[j] = Math.exp(scores[j] - max);
+        total += scores[j];
+      }
+      for (let d = 0; d < headDim; d++) {
+        let acc = 0;
+        for (let j = 0; j < tokens; j++) acc += scores[j] * v[j * width + h * headDim + d];
+        out[qBase + d] = acc / total;
+      }
+    }
+  }
+  return out;
+}
+
+/** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluTanh(x: Float32Array): Float32Array {
+  return x.map((v) => 0.5 * v * (1 + Math.tanh(GELU_TANH_SCALE * (v + GELU_TANH_CUBIC * v ** 3))));
+}
+
+/** x·σ(x). */
+export function silu(x: Float32Array): Float32Array {
+  return x.map((v) => v / (1 + Math.exp(-v)));
+}
+
+/**
+ * Sinusoidal embedding of a timestep or guidance value: a_i = 1000·t·10000^(−i/half), output
+ * [cos(a_0..a_{half−1}) | sin(a_0..a_{half−1})] (cos first). Computed in f64.
+ */
+export function timestepEmbedding(t: number, dim = 256): Float32Array {
+  const half = dim / 2;
+  const out = new Float32Array(dim);
+  for (let i = 0; i < half; i++) {
+    const angle = TIMESTEP_SCALE * t * Math.exp((-Math.log(TIMESTEP_MAX_PERIOD) * i) / half);
+    out[i] = Math.cos(angle);
+    out[half + i] = Math.sin(angle);
+  }
+  return out;
+}
+
+/** x + gate ⊙ y for x, y [rows, gate.length], the gate shared by all rows. */
+export function gatedResidual(x: Float32Array, gate: Float32Array, y: Float32Array): Float32Array {
+  const cols = gate.length;
+  return x.map((v, i) => v + gate[i % cols] * y[i]);
+}

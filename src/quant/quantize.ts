@@ -1,0 +1,130 @@
+/**
+ * ConvRot's symmetric absmax quantizers (docs/convrot.md §2.3-2.4, §3.1): one scale per row of an already
+ * rotated matrix, per output channel for weights and per token for activations. No zero point, no clipping
+ * search, no calibration.
+ *
+ * Exact f32 recipe for a row r (the GPU quantize kernel must reproduce it):
+ *   absmax = max_k |v[r,k]|                                  (exact: a max of f32 values)
+ *   s[r]   = max(f32(absmax / qmax), SCALE_FLOOR)            (f32 division, then the floor)
+ *   q[r,k] = clamp(roundHalfEven(f32(v[r,k] / s[r])), qmin, qmax)
+ * Division, not multiplication by 1/s, as in the original kernels. WGSL `round` is round-half-to-even.
+ * Caveat for GPU tests: WGSL only bounds f32 division to 2.5 ULP (×, +, − are correctly rounded), so a GPU
+ * quotient that lands within a few ULP of a .5 boundary may round to the neighbouring integer.
+ */
+import { FluxError } from '../errors.ts';
+import type { PackBits } from './pack.ts';
+import { assertMatrix } from './shape.ts';
+
+export type QuantFormatName = 'int4' | 'int8';
+
+export interface QuantFormat {
+  readonly name: QuantFormatName;
+  /** Width of one packed value. */
+  readonly bits: PackBits;
+  /** Weights use the symmetric range [−qmaxWeight, qmaxWeight]; s_w = absmax / qmaxWeight. */
+  readonly qmaxWeight: number;
+  /** Activations are clamped to [qminAct, qmaxAct]; s_x = absmax / qmaxAct. */
+  readonly qminAct: number;
+  readonly qmaxAct: number;
+}
+
+export const QUANT_FORMATS: Readonly<Record<QuantFormatName, QuantFormat>> = {
+  // 7 = 2^3 − 1: the scale maps ±absmax to ±7, so rounding never yields −8; activations still get QuaRot's
+  // kernel clamp [−8, 7], weights the symmetric [−7, 7] that ConvRot stores.
+  int4: { name: 'int4', bits: 4, qmaxWeight: 7, qminAct: -8, qmaxAct: 7 },
+  // 127 = 2^7 − 1, range symmetric ±127 (never −128), as ConvRot's Regular8bit.
+  int8: { name: 'int8', bits: 8, qmaxWeight: 127, qminAct: -127, qmaxAct: 127 },
+};
+
+/** The format table entry for `name`; throws FluxError for an unknown name (callers may be untyped JS). */
+export function quantFormat(name: QuantFormatName): QuantFormat {
+  if (!Object.hasOwn(QUANT_FORMATS, name)) {
+    throw new FluxError('bad-argument', `unknown quantization format '${String(name)}' (expected int4 or int8)`);
+  }
+  return QUANT_FORMATS[name];
+}
+
+/**
+ * Smallest normal f32 (2^−126). Scales are floored here so an all-zero row gets a finite non-zero scale: its
+ * values divide to q = 0 (no 0/0 NaN) and dequantize back to exactly 0. A normal floor also survives GPUs that
+ * flush subnormals to zero. It changes nothing for rows with absmax ≥ qmax·2^−126. (The official INT4 path has
+ * no floor; the INT8 path floors fp16 scales at 1e-5, which f32 scales do not need.)
+ */
+export const SCALE_FLOOR = 2 ** -126;
+
+/** Rounds to the nearest integer, ties to even (torch.round, WGSL round, CUDA __half2int_rn). */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v); // ties toward +∞
+  // r − v is exact here; a tie rounded up to an odd integer goes back down to the even one. `+ 0` turns the
+  // −0 that Math.round gives for (−0.5, −0] into 0: integers have no signed zero.
+  return (r - v === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0;
+}
+
+export interface QuantizedRows {
+  /** Row-major [rows, cols] integers. */
+  readonly q: Int8Array<ArrayBuffer>;
+  /** One f32 scale per row. */
+  readonly scales: Float32Array<ArrayBuffer>;
+  /** Σ_k q[r,k] per row, for GEMM kernels that dot unsigned-offset values: Σ(a+c)(b+d) needs Σa and Σb. */
+  readonly rowSums: Int32Array<ArrayBuffer>;
+}
+
+function quantizeRows(v: Float32Array, rows: number, cols: number, qmin: number, qmax: number): QuantizedRows {
+  assertMatrix('quantizer input', v.length, rows, cols);
+  const f = Math.fround;
+  const q = new Int8Array(rows * cols);
+  const scales = new Float32Array(rows);
+  const rowSums = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let absmax = 0;
+    for (let k = 0; k < cols; k++) absmax = Math.max(absmax, Math.abs(v[base + k]));
+    const s = Math.max(f(absmax / qmax), SCALE_FLOOR);
+    let sum = 0;
+    for (let k = 0; k < cols; k++) {
+      const qk = Math.min(qmax, Math.max(qmin, roundHalfEven(f(v[base + k] / s))));
+      q[base + k] = qk;
+      sum += qk;
+    }
+    scales[r] = s;
+    rowSums[r] = sum;
+  }
+  return { q, scales, rowSums };
+}
+
+/** Per-output-channel weight quantization of rotated weights [rows = out, cols = K]. */
+export function quantizeWeightRows(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  format: QuantFormat,
+): QuantizedRows {
+  return quantizeRows(w, rows, cols, -format.qmaxWeight, format.qmaxWeight);
+}
+
+/** Per-token activation quantization of rotated activations [rows = tokens, cols = K]. */
+export function quantizeActivationRows(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  format: QuantFormat,
+): QuantizedRows {
+  return quantizeRows(x, rows, cols, format.qminAct, format.qmaxAct);
+}
+
+/** Float dequantization v̂[r,k] = f32(q[r,k] · s[r]) of row-major [rows, cols]. */
+export function dequantizeRows(
+  q: Int8Array,
+  scales: Float32Array,
+  rows: number,
+  cols: number,
+): Float32Array<ArrayBuffer> {
+  assertMatrix('quantized rows', q.length, rows, cols);
+  assertMatrix('row scales', scales.length, rows, 1);
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const s = scales[r];
+    for (let k = 0; k < cols; k++) out[r * cols + k] = q[r * cols + k] * s;
+  }
+  return out;
+}

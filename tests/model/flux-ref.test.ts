@@ -1,0 +1,76 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import { fluxForward, type FluxInputs } from '../../src/model/reference/flux-ref.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FORWARD, loadPlanned, openSafetensors, readConfigJson, relMaxError } from './helpers.ts';
+
+/** The golden README's float32 match criterion. */
+const MATCH_TOLERANCE = 1e-4;
+
+let config: FluxConfig;
+let inputs: FluxInputs;
+const golden = new Map<string, Float32Array>();
+
+beforeAll(async () => {
+  config = configFromDiffusers(await readConfigJson());
+  const file = await openSafetensors(FORWARD);
+  for (const name of file.names()) golden.set(name, await file.readFloat32(name));
+  await file.close();
+  inputs = {
+    img: golden.get('img')!,
+    imgIds: golden.get('img_ids')!,
+    txt: golden.get('txt')!,
+    txtIds: golden.get('txt_ids')!,
+    timestep: golden.get('timesteps')![0]!,
+    y: golden.get('y')!,
+    guidance: golden.get('guidance')![0]!,
+  };
+});
+
+describe.each([
+  ['reference (BFL) file', BFL_TRANSFORMER],
+  ['diffusers file', DIFFUSERS_TRANSFORMER],
+])('CPU reference forward from the %s', (_, path) => {
+  it('matches forward.safetensors: out and every block stream within 1e-4', async () => {
+    const checkpoint = await loadPlanned(path, config);
+    const { out, streams } = fluxForward(config, checkpoint.float32, inputs);
+    const errors: Record<string, number> = { out: relMaxError(out, golden.get('out')!) };
+    const streamNames = [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.'));
+    expect(streamNames.length).toBe(2 * config.depthDouble + config.depthSingle);
+    expect([...streams.keys()].sort()).toEqual(streamNames.sort());
+    for (const name of streamNames) errors[name] = relMaxError(streams.get(name)!, golden.get(name)!);
+    for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(MATCH_TOLERANCE);
+  });
+});
+
+describe('fluxForward inputs', () => {
+  it('requires guidance for a guidance-distilled model and checks shapes', () => {
+    const noParams = () => new Float32Array(0);
+    expect(() => fluxForward(config, noParams, { ...inputs, guidance: undefined })).toThrow(/guidance is required/);
+    expect(() => fluxForward(config, noParams, { ...inputs, imgIds: inputs.imgIds.subarray(3) })).toThrow(/img_ids: expected \[64, 3\]/);
+    expect(() => fluxForward(config, noParams, { ...inputs, txt: inputs.txt.subarray(1) })).toThrow(/txt:/);
+  });
+
+  it('routes every linear through the hook by canonical name', async () => {
+    const checkpoint = await loadPlanned(BFL_TRANSFORMER, config);
+    const seen = new Set<string>();
+    const plain = fluxForward(config, checkpoint.float32, inputs);
+    const hooked = fluxForward(config, checkpoint.float32, inputs, (name, x, rows) => {
+      seen.add(name);
+      const w = checkpoint.float32(`${name}.weight`);
+      const b = checkpoint.float32(`${name}.bias`);
+      const out = new Float32Array(rows * b.length);
+      const inF = w.length / b.length;
+      for (let r = 0; r < rows; r++) {
+        for (let o = 0; o < b.length; o++) {
+          let acc = 0;
+          for (let i = 0; i < inF; i++) acc += x[r * inF + i]! * w[o * inF + i]!;
+          out[r * b.length + o] = acc + b[o]!;
+        }
+      }
+      return out;
+    });
+    expect(hooked.out).toEqual(plain.out);
+    const linears = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.bias')).map((n) => n.slice(0, -'.bias'.length));
+    expect([...seen].sort()).toEqual(linears.sort());
+  });
+});

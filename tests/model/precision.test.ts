@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { FluxError } from '../../src/errors.ts';
+import { FLUX1_DEFAULTS, type FluxConfig } from '../../src/model/config.ts';
+import { canonicalLinears } from '../../src/model/layout.ts';
+import { blockLinearNames, DEFAULT_GROUP_SIZE, globMatch, makeQuantPlan, presetPrecisions } from '../../src/model/precision.ts';
+
+const TINY: FluxConfig = { ...FLUX1_DEFAULTS, hiddenSize: 256, numHeads: 4, headDim: 64, mlpHidden: 1024, depthDouble: 2, depthSingle: 4, axesDim: [8, 28, 28] };
+const ALWAYS_FLOAT = [
+  'x_embedder',
+  'context_embedder',
+  'time_text_embed.timestep_embedder.linear_1',
+  'time_text_embed.guidance_embedder.linear_2',
+  'time_text_embed.text_embedder.linear_1',
+  'transformer_blocks.0.norm1.linear',
+  'transformer_blocks.1.norm1_context.linear',
+  'single_transformer_blocks.3.norm.linear',
+  'norm_out.linear',
+  'proj_out',
+];
+
+describe('blockLinearNames', () => {
+  it('lists 12 linears per double block and 5 per single block, without modulation', () => {
+    const names = blockLinearNames(FLUX1_DEFAULTS);
+    expect(names.length).toBe(19 * 12 + 38 * 5);
+    expect(names.slice(0, 6)).toEqual([
+      'transformer_blocks.0.attn.to_q',
+      'transformer_blocks.0.attn.to_k',
+      'transformer_blocks.0.attn.to_v',
+      'transformer_blocks.0.attn.to_out.0',
+      'transformer_blocks.0.ff.net.0.proj',
+      'transformer_blocks.0.ff.net.2',
+    ]);
+    expect(names).toContain('transformer_blocks.18.ff_context.net.2');
+    expect(names).toContain('single_transformer_blocks.37.proj_out');
+    expect(names.some((n) => n.includes('norm'))).toBe(false);
+  });
+});
+
+describe('globMatch', () => {
+  it('anchors the pattern and lets * span dots', () => {
+    expect(globMatch('transformer_blocks.*.ff.net.2', 'transformer_blocks.12.ff.net.2')).toBe(true);
+    expect(globMatch('transformer_blocks.*.ff.net.2', 'single_transformer_blocks.1.ff.net.2')).toBe(false);
+    expect(globMatch('transformer_blocks.*.ff.net.2', 'transformer_blocks.1.ff.net.20')).toBe(false);
+    expect(globMatch('*.attn.to_v', 'single_transformer_blocks.0.attn.to_v')).toBe(true);
+    expect(globMatch('transformer_blocks.1.attn.to_q', 'transformer_blocks.1xattn.to_q')).toBe(false);
+  });
+});
+
+describe('presets', () => {
+  it('keeps embedders, modulation and the final layer float in every preset', () => {
+    for (const preset of ['fp32', 'w8a8', 'w4a4', 'mixed'] as const) {
+      const layers = presetPrecisions(preset, TINY);
+      expect([...layers.keys()]).toEqual(canonicalLinears(TINY).map((l) => l.name));
+      for (const name of ALWAYS_FLOAT) expect(layers.get(name), `${preset} ${name}`).toBe('float');
+    }
+  });
+
+  it('quantizes every block linear at the preset precision', () => {
+    const blocks = blockLinearNames(TINY);
+    const expectAll = (preset: 'fp32' | 'w8a8' | 'w4a4', precision: string) => {
+      const layers = presetPrecisions(preset, TINY);
+      for (const name of blocks) expect(layers.get(name)).toBe(precision);
+    };
+    expectAll('fp32', 'float');
+    expectAll('w8a8', 'int8');
+    expectAll('w4a4', 'int4');
+  });
+
+  it('mixed keeps double to_out.0, single to_v and single proj_out at INT8', () => {
+    const layers = presetPrecisions('mixed', TINY);
+    const int8 = blockLinearNames(TINY).filter((n) => layers.get(n) === 'int8');
+    expect(int8).toEqual([
+      'transformer_blocks.0.attn.to_out.0',
+      'transformer_blocks.1.attn.to_out.0',
+      ...[0, 1, 2, 3].flatMap((i) => [`single_transformer_blocks.${i}.attn.to_v`, `single_transformer_blocks.${i}.proj_out`]),
+    ]);
+    expect(layers.get('transformer_blocks.0.attn.to_add_out')).toBe('int4');
+    expect(layers.get('transformer_blocks.0.attn.to_v')).toBe('int4');
+  });
+});
+
+describe('makeQuantPlan', () => {
+  it('defaults to regular rotation in groups of 256', () => {
+    const plan = makeQuantPlan(TINY, { preset: 'w4a4' });
+    expect(plan.rotation).toBe('regular');
+    expect(plan.groupSize).toBe(DEFAULT_GROUP_SIZE);
+  });
+
+  it('applies glob overrides in order to block linears only', () => {
+    const plan = makeQuantPlan(TINY, {
+      preset: 'w4a4',
+      overrides: [
+        { pattern: 'transformer_blocks.*.ff.net.2', precision: 'int8' },
+        { pattern: '*', precision: 'int8' },
+        { pattern: 'single_transformer_blocks.3.*', precision: 'float' },
+      ],
+    });
+    expect(plan.layers.get('transformer_blocks.1.ff.net.2')).toBe('int8');
+    expect(plan.layers.get('transformer_blocks.0.attn.to_q')).toBe('int8');
+    expect(plan.layers.get('single_transformer_blocks.3.proj_mlp')).toBe('float');
+    // `*` does not reach the always-float layers.
+    expect(plan.layers.get('transformer_blocks.0.norm1.linear')).toBe('float');
+    expect(plan.layers.get('x_embedder')).toBe('float');
+  });
+
+  it('rejects a pattern that matches no block linear, and invalid group sizes', () => {
+    const error = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(FluxError);
+        return (e as FluxError).code;
+      }
+      throw new Error('expected a FluxError');
+    };
+    expect(error(() => makeQuantPlan(TINY, { preset: 'w4a4', overrides: [{ pattern: 'x_embedder', precision: 'int8' }] }))).toBe('bad-argument');
+    expect(error(() => makeQuantPlan(TINY, { preset: 'w4a4', groupSize: 128 }))).toBe('bad-argument');
+    expect(makeQuantPlan(TINY, { preset: 'w4a4', rotation: 'sylvester', groupSize: 128 }).groupSize).toBe(128);
+    expect(error(() => makeQuantPlan(TINY, { preset: 'w4a4', rotation: 'sylvester', groupSize: 96 }))).toBe('bad-argument');
+  });
+});
