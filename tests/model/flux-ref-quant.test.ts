@@ -9,27 +9,17 @@ import { makeQuantPlan, type PrecisionPreset } from '../../src/model/precision.t
 import { fluxForward, floatLinear, type FluxInputs, type LinearHook } from '../../src/model/reference/flux-ref.ts';
 import { fakeQuantLinearRef } from '../../src/quant/conv-linear-ref.ts';
 import type { RotationKind } from '../../src/quant/hadamard.ts';
-import { BFL_TRANSFORMER, FORWARD, loadPlanned, openSafetensors, readConfigJson, type PlannedCheckpoint } from './helpers.ts';
+import { BFL_TRANSFORMER, loadForwardGolden, loadPlanned, readConfigJson, type PlannedCheckpoint } from './helpers.ts';
 
 let config: FluxConfig;
 let inputs: FluxInputs;
 let checkpoint: PlannedCheckpoint;
-const golden = new Map<string, Float32Array>();
+let golden: Map<string, Float32Array>;
 
 beforeAll(async () => {
   config = configFromDiffusers(await readConfigJson());
-  const file = await openSafetensors(FORWARD);
-  for (const name of file.names()) golden.set(name, await file.readFloat32(name));
-  await file.close();
-  inputs = {
-    img: golden.get('img')!,
-    imgIds: golden.get('img_ids')!,
-    txt: golden.get('txt')!,
-    txtIds: golden.get('txt_ids')!,
-    timestep: golden.get('timesteps')![0]!,
-    y: golden.get('y')!,
-    guidance: golden.get('guidance')![0]!,
-  };
+  ({ golden, inputs } = await loadForwardGolden());
+
   checkpoint = await loadPlanned(BFL_TRANSFORMER, config);
 });
 

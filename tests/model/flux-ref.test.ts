@@ -1,29 +1,20 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
 import { fluxForward, type FluxInputs } from '../../src/model/reference/flux-ref.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FORWARD, loadPlanned, openSafetensors, readConfigJson, relMaxError } from './helpers.ts';
+import { maxRelError } from '../helpers/random.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadForwardGolden, loadPlanned, readConfigJson } from './helpers.ts';
 
 /** The golden README's float32 match criterion. */
 const MATCH_TOLERANCE = 1e-4;
 
 let config: FluxConfig;
 let inputs: FluxInputs;
-const golden = new Map<string, Float32Array>();
+let golden: Map<string, Float32Array>;
 
 beforeAll(async () => {
   config = configFromDiffusers(await readConfigJson());
-  const file = await openSafetensors(FORWARD);
-  for (const name of file.names()) golden.set(name, await file.readFloat32(name));
-  await file.close();
-  inputs = {
-    img: golden.get('img')!,
-    imgIds: golden.get('img_ids')!,
-    txt: golden.get('txt')!,
-    txtIds: golden.get('txt_ids')!,
-    timestep: golden.get('timesteps')![0]!,
-    y: golden.get('y')!,
-    guidance: golden.get('guidance')![0]!,
-  };
+  ({ golden, inputs } = await loadForwardGolden());
+
 });
 
 describe.each([
@@ -33,11 +24,11 @@ describe.each([
   it('matches forward.safetensors: out and every block stream within 1e-4', async () => {
     const checkpoint = await loadPlanned(path, config);
     const { out, streams } = fluxForward(config, checkpoint.float32, inputs);
-    const errors: Record<string, number> = { out: relMaxError(out, golden.get('out')!) };
+    const errors: Record<string, number> = { out: maxRelError(out, golden.get('out')!) };
     const streamNames = [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.'));
     expect(streamNames.length).toBe(2 * config.depthDouble + config.depthSingle);
     expect([...streams.keys()].sort()).toEqual(streamNames.sort());
-    for (const name of streamNames) errors[name] = relMaxError(streams.get(name)!, golden.get(name)!);
+    for (const name of streamNames) errors[name] = maxRelError(streams.get(name)!, golden.get(name)!);
     for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(MATCH_TOLERANCE);
   });
 });

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { openFileSource } from '#platform';
 import type { FluxConfig } from '../../src/model/config.ts';
+import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
 import { buildWeightPlan, sliceByteRange, type PlannedParam, type WeightPlan } from '../../src/model/layout.ts';
 import { toFloat32 } from '../../src/weights/dtypes.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
@@ -67,14 +68,20 @@ export async function loadPlanned(path: string, config: FluxConfig): Promise<Pla
   }
 }
 
-/** max |actual − expected| / max |expected| (the golden README's "match" metric). */
-export function relMaxError(actual: Float32Array, expected: Float32Array): number {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
-  let err = 0;
-  let ref = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err = Math.max(err, Math.abs(actual[i]! - expected[i]!));
-    ref = Math.max(ref, Math.abs(expected[i]!));
-  }
-  return err / ref;
+/** The golden forward file: every tensor as float32, and the inputs of the call it records. */
+export async function loadForwardGolden(): Promise<{ golden: Map<string, Float32Array>; inputs: FluxInputs }> {
+  const file = await openSafetensors(FORWARD);
+  const golden = new Map<string, Float32Array>();
+  for (const name of file.names()) golden.set(name, await file.readFloat32(name));
+  await file.close();
+  const inputs: FluxInputs = {
+    img: golden.get('img')!,
+    imgIds: golden.get('img_ids')!,
+    txt: golden.get('txt')!,
+    txtIds: golden.get('txt_ids')!,
+    timestep: golden.get('timesteps')![0]!,
+    y: golden.get('y')!,
+    guidance: golden.get('guidance')![0]!,
+  };
+  return { golden, inputs };
 }
