@@ -12,6 +12,7 @@
  * its two halves are swapped when planned.
  */
 import { FluxError } from '../errors.ts';
+import { DTYPE_BYTES } from '../weights/dtypes.ts';
 import type { FluxConfig } from './config.ts';
 
 export type LayoutKind = 'bfl' | 'diffusers';
@@ -358,8 +359,6 @@ export function buildWeightPlan(tensorInfos: readonly CheckpointTensor[], config
   }
   return { layout, params };
 }
-
-const DTYPE_BYTES: Record<SourceDtype, number> = { F32: 4, F16: 2, BF16: 2 };
 
 /** Byte range of a row slice within its source tensor's data (row-major, so one contiguous range). */
 export function sliceByteRange(slice: RowSlice): { byteOffset: number; byteLength: number } {

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { openFileSource } from '#platform';
 import type { FluxConfig } from '../../src/model/config.ts';
 import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
-import { buildWeightPlan, sliceByteRange, type PlannedParam, type WeightPlan } from '../../src/model/layout.ts';
+import { FluxCheckpoint, type CanonicalTensor } from '../../src/model/checkpoint.ts';
+import type { WeightPlan } from '../../src/model/layout.ts';
 import { toFloat32 } from '../../src/weights/dtypes.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 
@@ -30,41 +31,27 @@ export function tensorList(file: SafetensorsFile): { name: string; dtype: string
   });
 }
 
-/** A checkpoint with its plan; canonical tensors are assembled from the plan's byte ranges. */
+/** A checkpoint with every canonical tensor read up front (the CPU reference wants synchronous access). */
 export interface PlannedCheckpoint {
   readonly plan: WeightPlan;
-  /** Raw bytes of a canonical tensor: its slices' byte ranges, concatenated. */
+  /** Raw bytes of a canonical tensor, as the plan assembles them from the file. */
   bytes(name: string): Uint8Array;
   float32(name: string): Float32Array;
 }
 
 export async function loadPlanned(path: string, config: FluxConfig): Promise<PlannedCheckpoint> {
-  const file = await openSafetensors(path);
+  const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
   try {
-    const plan = buildWeightPlan(tensorList(file), config);
-    const sources = new Map<string, Uint8Array>();
-    for (const name of file.names()) sources.set(name, (await file.readTensor(name)).data);
-    const param = (name: string): PlannedParam => {
-      const p = plan.params.get(name);
-      if (!p) throw new Error(`no canonical parameter ${name}`);
-      return p;
+    const tensors = new Map<string, CanonicalTensor>();
+    for (const name of checkpoint.plan.params.keys()) tensors.set(name, await checkpoint.read(name));
+    const get = (name: string): CanonicalTensor => {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`no canonical parameter ${name}`);
+      return t;
     };
-    const bytes = (name: string): Uint8Array => {
-      const ranges = param(name).slices.map((s) => {
-        const { byteOffset, byteLength } = sliceByteRange(s);
-        return sources.get(s.sourceName)!.subarray(byteOffset, byteOffset + byteLength);
-      });
-      const out = new Uint8Array(ranges.reduce((n, r) => n + r.length, 0));
-      let at = 0;
-      for (const r of ranges) {
-        out.set(r, at);
-        at += r.length;
-      }
-      return out;
-    };
-    return { plan, bytes, float32: (name) => toFloat32(bytes(name), param(name).slices[0]!.dtype) };
+    return { plan: checkpoint.plan, bytes: (name) => get(name).bytes, float32: (name) => toFloat32(get(name).bytes, get(name).dtype) };
   } finally {
-    await file.close();
+    await checkpoint.close();
   }
 }
 
