@@ -1,15 +1,15 @@
 // gemm_f32: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n] — a PyTorch Linear (W is [N, K], K-contiguous).
 // The float path of every linear and the baseline the integer GEMMs are measured against.
 //
-// bindings: 0 x    array<f32> [M, K]
-//           1 w    W_TYPE     [N, K]   (f32, or bf16 pairs packed in u32, see load_w)
-//           2 bias array<f32> [N]      (read only when has_bias = 1)
-//           3 y    array<f32> [M, N]
+// bindings: 0 x    array<f32>           M rows of K at x_offset + row * x_stride
+//           1 w    W_TYPE     [N, K]    (f32, or bf16 pairs packed in u32, see load_w)
+//           2 bias array<f32> [N]       (read only when has_bias = 1)
+//           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a block of a wider matrix)
 //           4 params (uniform)
-// uniforms (elements): m, k, n, has_bias
+// uniforms (elements): m, k, n, has_bias, x_offset, x_stride, y_offset, y_stride
 // grid: (ceil(N / BN), ceil(M / BM)); workgroup 16 x 16, each invocation computes TM x TN outputs.
 
-struct Params { m: u32, k: u32, n: u32, has_bias: u32 }
+struct Params { m: u32, k: u32, n: u32, has_bias: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<{{W_TYPE}}>;
@@ -31,7 +31,7 @@ var<workgroup> ws: array<vec4f, BK * BN / 4u>;
 {{LOAD_W}}
 
 fn load_x(row: u32, col: u32) -> f32 {
-  if (row < p.m && col < p.k) { return x[row * p.k + col]; }
+  if (row < p.m && col < p.k) { return x[p.x_offset + row * p.x_stride + col]; }
   return 0.0;
 }
 
@@ -68,7 +68,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (col < p.n) {
         var v = acc[i][j];
         if (p.has_bias != 0u) { v += bias[col]; }
-        y[row * p.n + col] = v;
+        y[p.y_offset + row * p.y_stride + col] = v;
       }
     }
   }

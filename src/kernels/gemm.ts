@@ -2,6 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
+import { blockLayout, type Block } from './elementwise.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Output tile of one workgroup (must match BM/BN in shaders/gemm_f32.wgsl). */
@@ -33,28 +34,28 @@ const WEIGHT_FORMATS = {
 export type GemmWeightFormat = keyof typeof WEIGHT_FORMATS;
 
 export interface LinearArgs {
-  /** [M, K] f32 */
-  readonly x: GpuTensor;
+  /** M rows × K columns of f32 (a block of a wider matrix is fine). */
+  readonly x: Block;
   /** [N, K], dtype f32 or bf16. */
   readonly w: GpuTensor;
   /** [N] f32 */
   readonly bias?: GpuTensor;
-  /** [M, N] f32 */
-  readonly y: GpuTensor;
+  /** M rows × N columns of f32; may be a column range of a wider matrix (a q/k/v slice of a fused output). */
+  readonly y: Block;
 }
 
 export async function linearF32(batch: CommandBatch, a: LinearArgs): Promise<void> {
-  const [m, k] = a.x.shape as [number, number];
-  const [n, kw] = a.w.shape as [number, number];
-  if (a.x.shape.length !== 2 || a.w.shape.length !== 2 || k !== kw) {
-    throw new FluxError('bad-shape', `linear: x [${a.x.shape}] and w [${a.w.shape}] do not agree on K`);
-  }
-  if (numel(a.y.shape) !== m * n) throw new FluxError('bad-shape', `linear: y [${a.y.shape}] is not [${m}, ${n}]`);
+  const x = blockLayout(a.x, 'linear x');
+  const y = blockLayout(a.y, 'linear y');
+  const [n, k] = a.w.shape as [number, number];
+  if (a.w.shape.length !== 2 || x.cols !== k) throw new FluxError('bad-shape', `linear: x has ${x.cols} columns, w [${a.w.shape}] expects ${k}`);
+  if (y.rows !== x.rows || y.cols !== n) throw new FluxError('bad-shape', `linear: y is ${y.rows} × ${y.cols}, expected ${x.rows} × ${n}`);
   if (a.bias && numel(a.bias.shape) !== n) throw new FluxError('bad-shape', `linear: bias [${a.bias.shape}] is not [${n}]`);
   if (a.w.dtype !== 'f32' && a.w.dtype !== 'bf16') throw new FluxError('unsupported-dtype', `linear: weights of dtype ${a.w.dtype}`);
-  const format: GemmWeightFormat = a.w.dtype;
-  const pipeline = await pipelineFor(batch.ctx, { name: 'gemm_f32', defines: WEIGHT_FORMATS[format] });
+  if (x.rows === 0) return;
+  const pipeline = await pipelineFor(batch.ctx, { name: 'gemm_f32', defines: WEIGHT_FORMATS[a.w.dtype] });
   // Without a bias the weight buffer stands in for the binding; has_bias = 0 keeps the shader from reading it.
   const bias = a.bias ?? a.w;
-  batch.dispatch(pipeline, [a.x, a.w, bias, a.y], packUniforms([m, k, n, a.bias ? 1 : 0]), [ceilDiv(n, TILE_N), ceilDiv(m, TILE_M)]);
+  const uniforms = packUniforms([x.rows, k, n, a.bias ? 1 : 0, x.offset, x.stride, y.offset, y.stride]);
+  batch.dispatch(pipeline, [a.x.tensor, a.w, bias, a.y.tensor], uniforms, [ceilDiv(n, TILE_N), ceilDiv(x.rows, TILE_M)]);
 }

@@ -41,10 +41,10 @@ export async function runGemmCase(ctx: GpuContext, shape: readonly [number, numb
   try {
     const batch = new CommandBatch(ctx, 'gemm test');
     await linearF32(batch, {
-      x: { buffer: xb, offset: 0, shape: [m, k], dtype: 'f32' },
+      x: { tensor: { buffer: xb, offset: 0, shape: [m, k], dtype: 'f32' } },
       w: { buffer: wb, offset: 0, shape: [n, k], dtype: 'f32' },
       bias: bb && { buffer: bb, offset: 0, shape: [n], dtype: 'f32' },
-      y: { buffer: yb, offset: 0, shape: [m, n], dtype: 'f32' },
+      y: { tensor: { buffer: yb, offset: 0, shape: [m, n], dtype: 'f32' } },
     });
     await batch.submit();
     const got = await readFloat32(ctx, yb, 0, m * n);
@@ -58,4 +58,46 @@ export async function runAllGemmCases(ctx: GpuContext): Promise<GemmCaseResult[]
   const results: GemmCaseResult[] = [];
   for (const [i, shape] of GEMM_SHAPES.entries()) results.push(await runGemmCase(ctx, shape, i % 2 === 0, 100 + i));
   return results;
+}
+
+/**
+ * The linear reading a row range of a wider input and writing a column range of a wider output (how fused
+ * q/k/v outputs are filled); columns outside the range must stay untouched.
+ */
+export async function runGemmBlockCase(ctx: GpuContext): Promise<{ maxRelError: number; untouchedChanged: number }> {
+  const [m, k, n] = [5, 40, 70];
+  const [xRow0, xCols] = [2, k];
+  const [yCol0, yCols] = [16, n + 24];
+  const xAll = randn((m + 3) * xCols, 7);
+  const w = randn(n * k, 8);
+  const b = randn(n, 9);
+  const expected = linearRef(xAll.subarray(xRow0 * xCols, (xRow0 + m) * xCols), w, b, m, k, n);
+  const sentinel = -12345;
+  const xb = await uploadBuffer(ctx, xAll, 'x');
+  const wb = await uploadBuffer(ctx, w, 'w');
+  const bb = await uploadBuffer(ctx, b, 'bias');
+  const yb = await uploadBuffer(ctx, new Float32Array(m * yCols).fill(sentinel), 'y');
+  try {
+    const batch = new CommandBatch(ctx, 'gemm block test');
+    await linearF32(batch, {
+      x: { tensor: { buffer: xb, offset: 0, shape: [m + 3, xCols], dtype: 'f32' }, row0: xRow0, rows: m },
+      w: { buffer: wb, offset: 0, shape: [n, k], dtype: 'f32' },
+      bias: { buffer: bb, offset: 0, shape: [n], dtype: 'f32' },
+      y: { tensor: { buffer: yb, offset: 0, shape: [m, yCols], dtype: 'f32' }, col0: yCol0, cols: n },
+    });
+    await batch.submit();
+    const all = await readFloat32(ctx, yb, 0, m * yCols);
+    const got = new Float32Array(m * n);
+    let untouchedChanged = 0;
+    for (let r = 0; r < m; r++) {
+      for (let c = 0; c < yCols; c++) {
+        const v = all[r * yCols + c]!;
+        if (c >= yCol0 && c < yCol0 + n) got[r * n + c - yCol0] = v;
+        else if (v !== sentinel) untouchedChanged++;
+      }
+    }
+    return { maxRelError: maxRelError(got, expected), untouchedChanged };
+  } finally {
+    for (const buf of [xb, wb, bb, yb]) buf.destroy();
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
-import { GEMM_SHAPES, GEMM_TOLERANCE, runGemmCase } from './gemm-cases.ts';
+import { GEMM_SHAPES, GEMM_TOLERANCE, runGemmBlockCase, runGemmCase } from './gemm-cases.ts';
 
 describe('gemm_f32 (Node, Dawn)', () => {
   for (const [i, shape] of GEMM_SHAPES.entries()) {
@@ -11,4 +11,12 @@ describe('gemm_f32 (Node, Dawn)', () => {
       });
     }
   }
+});
+
+describe('gemm_f32 on blocks of wider matrices', () => {
+  it('reads a row range of x and writes only its column range of y', async () => {
+    const r = await runGemmBlockCase(await testGpu());
+    expect(r.maxRelError).toBeLessThan(GEMM_TOLERANCE);
+    expect(r.untouchedChanged).toBe(0);
+  });
 });

@@ -1,0 +1,70 @@
+/**
+ * A linear layer of the model as the blocks see it: y = x·Wᵀ + b on blocks of activation buffers,
+ * whatever its precision. Float layers run the f32 GEMM (bf16 or f32 weights); quantized layers run
+ * ConvRot (rotate, quantize, integer GEMM, dequantize).
+ */
+import type { CommandBatch } from '../gpu/batch.ts';
+import type { GpuTensor } from '../gpu/tensor.ts';
+import type { Block } from '../kernels/elementwise.ts';
+import { linearF32 } from '../kernels/gemm.ts';
+import type { LayerPrecision } from './precision.ts';
+
+/**
+ * One input block read by several linears (q, k, v, the MLP projection). Quantized linears of the same
+ * format and rotation share one quantized copy of it: the rotation and quantizer are the same, so computing
+ * it once is exact.
+ */
+export class LinearInput {
+  private readonly shared = new Map<string, unknown>();
+
+  constructor(readonly x: Block) {}
+
+  /** The value `make` produces for `key`, made once per input. */
+  async once<T>(key: string, make: () => Promise<T>): Promise<T> {
+    if (!this.shared.has(key)) this.shared.set(key, await make());
+    return this.shared.get(key) as T;
+  }
+}
+
+export interface LinearLayer {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly precision: LayerPrecision;
+  /** Bytes of GPU memory the weights hold. */
+  readonly weightBytes: number;
+  /** Records y = x·Wᵀ + b; y may be a column range of a wider output. */
+  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void>;
+  destroy(): void;
+}
+
+export class FloatLinear implements LinearLayer {
+  readonly precision = 'float';
+
+  constructor(
+    /** [out, in], f32 or bf16. */
+    private readonly weight: GpuTensor,
+    /** [out] f32. */
+    private readonly bias: GpuTensor | undefined,
+  ) {}
+
+  get inFeatures(): number {
+    return this.weight.shape[1]!;
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[0]!;
+  }
+
+  get weightBytes(): number {
+    return this.weight.buffer.size + (this.bias?.buffer.size ?? 0);
+  }
+
+  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+    return linearF32(batch, { x: input.x, w: this.weight, bias: this.bias, y });
+  }
+
+  destroy(): void {
+    this.weight.buffer.destroy();
+    this.bias?.buffer.destroy();
+  }
+}

@@ -1,0 +1,457 @@
+/**
+ * The FLUX.1 transformer on WebGPU: weights loaded from a checkpoint at the precision the plan gives each
+ * layer, and the blocks as compositions of kernels over an activation arena the caller owns.
+ *
+ * Streams live as row ranges of one [L, H] buffer, text rows first (the joint order of attention and of
+ * the single blocks), so joining them before the single blocks costs nothing.
+ */
+import { FluxError } from '../errors.ts';
+import { uploadBuffer } from '../gpu/buffers.ts';
+import type { CommandBatch } from '../gpu/batch.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { GpuTensor } from '../gpu/tensor.ts';
+import { attention } from '../kernels/attention.ts';
+import { add, gatedResidualAdd, geluTanh, silu, type Block } from '../kernels/elementwise.ts';
+import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
+import { toFloat32 } from '../weights/dtypes.ts';
+import type { FluxCheckpoint } from './checkpoint.ts';
+import type { FluxConfig } from './config.ts';
+import {
+  DOUBLE_MODULATION_CHUNKS,
+  DOUBLE_STREAMS,
+  doubleBlockPrefix,
+  FINAL_MODULATION_CHUNKS,
+  SINGLE_BLOCK,
+  SINGLE_MODULATION_CHUNKS,
+  singleBlockPrefix,
+  TOP_LEVEL,
+  type DoubleStreamNames,
+} from './layout.ts';
+import { FloatLinear, LinearInput, type LinearLayer } from './linear.ts';
+import type { LayerPrecision, QuantPlan } from './precision.ts';
+
+/**
+ * Builds a quantized layer from float weights on the GPU (ConvRot INT4/INT8). The layer takes ownership of
+ * `bias`; `weight` stays the caller's (it is freed once the layer is built).
+ */
+export type QuantizedLinearFactory = (
+  ctx: GpuContext,
+  weight: GpuTensor,
+  bias: GpuTensor | undefined,
+  precision: Exclude<LayerPrecision, 'float'>,
+  plan: QuantPlan,
+) => Promise<LinearLayer>;
+
+/** Several canonical linears reading the same input and writing adjacent column ranges of one output. */
+interface LinearGroup {
+  readonly parts: readonly { readonly layer: LinearLayer; readonly col0: number }[];
+}
+
+/** A modulation linear and where its output (shift, scale, gate, …) sits in the modulation buffer. */
+interface Modulation {
+  readonly layer: LinearLayer;
+  /** Element offset of the first chunk in the modulation buffer. */
+  readonly offset: number;
+}
+
+interface StreamWeights {
+  readonly modulation: Modulation;
+  readonly qkv: LinearGroup;
+  readonly norm: QkNormScales;
+  readonly attnOut: LinearLayer;
+  readonly mlpIn: LinearLayer;
+  readonly mlpOut: LinearLayer;
+}
+
+interface DoubleBlockWeights {
+  readonly img: StreamWeights;
+  readonly txt: StreamWeights;
+}
+
+interface SingleBlockWeights {
+  readonly modulation: Modulation;
+  /** q, k, v and the MLP input projection: [L, 3H + M] columns. */
+  readonly linear1: LinearGroup;
+  readonly norm: QkNormScales;
+  readonly out: LinearLayer;
+}
+
+/**
+ * The activation buffers one forward pass works in, for L = textRows + imageRows tokens. Owned by the
+ * scheduler (src/pipeline), which reuses them across blocks and steps.
+ */
+export interface TransformerActivations {
+  readonly textRows: number;
+  readonly imageRows: number;
+  /** [L, H]: the residual streams, text rows first. */
+  readonly x: GpuTensor;
+  /** [L, H]: normalised-and-modulated input of the next linear. */
+  readonly normed: GpuTensor;
+  /** [L, H]: a projection's output before its gated residual add. */
+  readonly projected: GpuTensor;
+  /** [L, 3H] view of the fused-projection buffer (double blocks: q | k | v). */
+  readonly qkvDouble: GpuTensor;
+  /** [L, 3H + M] view of the same buffer (single blocks: q | k | v | mlp). */
+  readonly qkvSingle: GpuTensor;
+  /** [L, M] view of the same buffer: the double blocks' MLP hidden layer (q/k/v are dead by then). */
+  readonly mlpHidden: GpuTensor;
+  /** [L, H] view of the attention buffer (double blocks). */
+  readonly attnDouble: GpuTensor;
+  /** [L, H + M] view of the same buffer: concat(attention, gelu(mlp)), the single block's output projection input. */
+  readonly attnSingle: GpuTensor;
+  /** [L, headDim / 2] RoPE tables for the joint sequence. */
+  readonly ropeCos: GpuTensor;
+  readonly ropeSin: GpuTensor;
+  /** [modulationSize] every modulation linear's output, for the current timestep. */
+  readonly modulation: GpuTensor;
+}
+
+/** Rows [row0, row0 + rows) of a matrix tensor as a kernel block. */
+export function rowsOf(tensor: GpuTensor, row0: number, rows: number): Block {
+  return { tensor, row0, rows };
+}
+
+export interface LoadProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly layer: string;
+}
+
+export interface TransformerLoadOptions {
+  readonly quant: QuantPlan;
+  /** Required when the plan quantizes any layer. */
+  readonly quantizedLinear?: QuantizedLinearFactory;
+  readonly onProgress?: (p: LoadProgress) => void;
+}
+
+export class FluxTransformer {
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly config: FluxConfig,
+    readonly quant: QuantPlan,
+    private readonly top: {
+      readonly imgIn: LinearLayer;
+      readonly txtIn: LinearLayer;
+      readonly timeIn: readonly [LinearLayer, LinearLayer];
+      readonly guidanceIn: readonly [LinearLayer, LinearLayer] | undefined;
+      readonly vecIn: readonly [LinearLayer, LinearLayer];
+      readonly finalModulation: Modulation;
+      readonly finalLinear: LinearLayer;
+    },
+    private readonly doubles: readonly DoubleBlockWeights[],
+    private readonly singles: readonly SingleBlockWeights[],
+    /** Elements of the modulation buffer. */
+    readonly modulationSize: number,
+    private readonly ownedTensors: readonly GpuTensor[],
+  ) {}
+
+  static async load(ctx: GpuContext, checkpoint: FluxCheckpoint, options: TransformerLoadOptions): Promise<FluxTransformer> {
+    const loader = new WeightLoader(ctx, checkpoint, options);
+    try {
+      const config = checkpoint.config;
+      const h = config.hiddenSize;
+      const top = {
+        imgIn: await loader.linear([TOP_LEVEL.imgIn]),
+        txtIn: await loader.linear([TOP_LEVEL.txtIn]),
+        timeIn: [await loader.linear([TOP_LEVEL.timeIn1]), await loader.linear([TOP_LEVEL.timeIn2])] as const,
+        guidanceIn: config.guidanceEmbed
+          ? ([await loader.linear([TOP_LEVEL.guidanceIn1]), await loader.linear([TOP_LEVEL.guidanceIn2])] as const)
+          : undefined,
+        vecIn: [await loader.linear([TOP_LEVEL.vecIn1]), await loader.linear([TOP_LEVEL.vecIn2])] as const,
+      };
+      const doubles: DoubleBlockWeights[] = [];
+      for (let i = 0; i < config.depthDouble; i++) {
+        const prefix = doubleBlockPrefix(i);
+        const stream = async (names: DoubleStreamNames): Promise<StreamWeights> => ({
+          modulation: await loader.modulation(prefix + names.modulation, DOUBLE_MODULATION_CHUNKS * h),
+          qkv: await loader.group([names.q, names.k, names.v].map((n) => prefix + n)),
+          norm: { q: await loader.vector(`${prefix}${names.normQ}.weight`), k: await loader.vector(`${prefix}${names.normK}.weight`) },
+          attnOut: await loader.linear([prefix + names.attnOut]),
+          mlpIn: await loader.linear([prefix + names.mlpIn]),
+          mlpOut: await loader.linear([prefix + names.mlpOut]),
+        });
+        doubles.push({ img: await stream(DOUBLE_STREAMS.img), txt: await stream(DOUBLE_STREAMS.txt) });
+      }
+      const singles: SingleBlockWeights[] = [];
+      for (let i = 0; i < config.depthSingle; i++) {
+        const prefix = singleBlockPrefix(i);
+        const b = SINGLE_BLOCK;
+        singles.push({
+          modulation: await loader.modulation(prefix + b.modulation, SINGLE_MODULATION_CHUNKS * h),
+          linear1: await loader.group([b.q, b.k, b.v, b.mlpIn].map((n) => prefix + n)),
+          norm: { q: await loader.vector(`${prefix}${b.normQ}.weight`), k: await loader.vector(`${prefix}${b.normK}.weight`) },
+          out: await loader.linear([prefix + b.out]),
+        });
+      }
+      const finalModulation = await loader.modulation(TOP_LEVEL.finalModulation, FINAL_MODULATION_CHUNKS * h);
+      const finalLinear = await loader.linear([TOP_LEVEL.finalLinear]);
+      return new FluxTransformer(ctx, config, options.quant, { ...top, finalModulation, finalLinear }, doubles, singles, loader.modulationSize, loader.vectors);
+    } catch (e) {
+      loader.destroyAll();
+      throw e;
+    }
+  }
+
+  /** Bytes of GPU memory held by the weights. */
+  get weightBytes(): number {
+    let bytes = 0;
+    for (const layer of this.layers()) bytes += layer.weightBytes;
+    for (const t of this.ownedTensors) bytes += t.buffer.size;
+    return bytes;
+  }
+
+  /**
+   * vec = time_in(temb(t)) [+ guidance_in(temb(g))] + vector_in(y), then every modulation linear applied to
+   * silu(vec), written to `modulation`. Embeddings are [256] f32; the scratch vectors are [H] f32 each.
+   */
+  async encodeConditioning(
+    batch: CommandBatch,
+    a: {
+      readonly timestepEmbedding: GpuTensor;
+      readonly guidanceEmbedding: GpuTensor | undefined;
+      readonly pooled: GpuTensor;
+      readonly scratch: { readonly hidden: GpuTensor; readonly vec: GpuTensor; readonly term: GpuTensor };
+      readonly modulation: GpuTensor;
+    },
+  ): Promise<void> {
+    const { hidden, vec, term } = a.scratch;
+    // Each embedder MLP is Linear, SiLU, Linear; the results are summed into vec.
+    const mlps: [readonly [LinearLayer, LinearLayer], GpuTensor][] = [[this.top.timeIn, a.timestepEmbedding], [this.top.vecIn, a.pooled]];
+    if (this.top.guidanceIn) {
+      if (!a.guidanceEmbedding) throw new FluxError('bad-argument', 'this model is guidance-distilled (dev): a guidance value is required');
+      mlps.push([this.top.guidanceIn, a.guidanceEmbedding]);
+    }
+    for (const [i, [[first, second], input]] of mlps.entries()) {
+      await first.encode(batch, new LinearInput({ tensor: input }), { tensor: hidden });
+      await silu(batch, { src: { tensor: hidden } });
+      await second.encode(batch, new LinearInput({ tensor: hidden }), { tensor: i === 0 ? vec : term });
+      if (i > 0) await add(batch, { x: { tensor: vec }, y: { tensor: term } });
+    }
+    // Every modulation linear reads silu(vec), which `term` now holds.
+    await silu(batch, { src: { tensor: vec }, dst: { tensor: term } });
+    const siluVec = new LinearInput({ tensor: term });
+    for (const m of this.modulations()) await m.layer.encode(batch, siluVec, { tensor: a.modulation, col0: m.offset, cols: m.layer.outFeatures });
+  }
+
+  /** img_in on the image tokens and txt_in on the text tokens, into their rows of x. */
+  async encodeEmbedding(batch: CommandBatch, acts: TransformerActivations, img: GpuTensor, txt: GpuTensor): Promise<void> {
+    await this.top.txtIn.encode(batch, new LinearInput({ tensor: txt }), rowsOf(acts.x, 0, acts.textRows));
+    await this.top.imgIn.encode(batch, new LinearInput({ tensor: img }), rowsOf(acts.x, acts.textRows, acts.imageRows));
+  }
+
+  async encodeDoubleBlock(batch: CommandBatch, index: number, acts: TransformerActivations): Promise<void> {
+    const block = this.doubles[index];
+    if (!block) throw new FluxError('bad-argument', `no double block ${index}`);
+    const { hiddenSize: h, numHeads, headDim } = this.config;
+    const streams: [StreamWeights, number, number][] = [
+      [block.txt, 0, acts.textRows],
+      [block.img, acts.textRows, acts.imageRows],
+    ];
+    const mod = acts.modulation;
+    // Attention: each stream's modulated LayerNorm and q/k/v, then one joint attention over both.
+    for (const [s, row0, rows] of streams) {
+      const shift1 = s.modulation.offset;
+      await layerNormModulate(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.normed, row0, rows), modulation: mod, shiftOffset: shift1, scaleOffset: shift1 + h });
+      await encodeGroup(batch, s.qkv, new LinearInput(rowsOf(acts.normed, row0, rows)), acts.qkvDouble, row0, rows);
+    }
+    await qkNormRope(batch, { qkv: acts.qkvDouble, heads: numHeads, headDim, text: block.txt.norm, image: block.img.norm, textRows: acts.textRows, cos: acts.ropeCos, sin: acts.ropeSin });
+    await attention(batch, { qkv: acts.qkvDouble, heads: numHeads, headDim, out: { tensor: acts.attnDouble } });
+    for (const [s, row0, rows] of streams) {
+      const gate1 = s.modulation.offset + 2 * h;
+      await s.attnOut.encode(batch, new LinearInput(rowsOf(acts.attnDouble, row0, rows)), rowsOf(acts.projected, row0, rows));
+      await gatedResidualAdd(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.projected, row0, rows), modulation: mod, gateOffset: gate1 });
+    }
+    // MLP, per stream, on the updated streams.
+    for (const [s, row0, rows] of streams) {
+      const shift2 = s.modulation.offset + 3 * h;
+      await layerNormModulate(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.normed, row0, rows), modulation: mod, shiftOffset: shift2, scaleOffset: shift2 + h });
+      await s.mlpIn.encode(batch, new LinearInput(rowsOf(acts.normed, row0, rows)), rowsOf(acts.mlpHidden, row0, rows));
+      await geluTanh(batch, { src: rowsOf(acts.mlpHidden, row0, rows) });
+      await s.mlpOut.encode(batch, new LinearInput(rowsOf(acts.mlpHidden, row0, rows)), rowsOf(acts.projected, row0, rows));
+      await gatedResidualAdd(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.projected, row0, rows), modulation: mod, gateOffset: shift2 + 2 * h });
+    }
+  }
+
+  async encodeSingleBlock(batch: CommandBatch, index: number, acts: TransformerActivations): Promise<void> {
+    const block = this.singles[index];
+    if (!block) throw new FluxError('bad-argument', `no single block ${index}`);
+    const { hiddenSize: h, numHeads, headDim, mlpHidden: m } = this.config;
+    const rows = acts.textRows + acts.imageRows;
+    const shift = block.modulation.offset;
+    await layerNormModulate(batch, { x: { tensor: acts.x }, y: { tensor: acts.normed }, modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
+    await encodeGroup(batch, block.linear1, new LinearInput({ tensor: acts.normed }), acts.qkvSingle, 0, rows);
+    await qkNormRope(batch, { qkv: acts.qkvSingle, heads: numHeads, headDim, text: block.norm, image: block.norm, textRows: acts.textRows, cos: acts.ropeCos, sin: acts.ropeSin });
+    await attention(batch, { qkv: acts.qkvSingle, heads: numHeads, headDim, out: { tensor: acts.attnSingle, cols: h } });
+    await geluTanh(batch, { src: { tensor: acts.qkvSingle, col0: 3 * h, cols: m }, dst: { tensor: acts.attnSingle, col0: h, cols: m } });
+    await block.out.encode(batch, new LinearInput({ tensor: acts.attnSingle }), { tensor: acts.projected });
+    await gatedResidualAdd(batch, { x: { tensor: acts.x }, y: { tensor: acts.projected }, modulation: acts.modulation, gateOffset: shift + 2 * h });
+  }
+
+  /** The final modulated LayerNorm and linear on the image rows; out is [imageRows, outChannels]. */
+  async encodeFinalLayer(batch: CommandBatch, acts: TransformerActivations, out: GpuTensor): Promise<void> {
+    const h = this.config.hiddenSize;
+    const image = (t: GpuTensor): Block => rowsOf(t, acts.textRows, acts.imageRows);
+    const shift = this.top.finalModulation.offset;
+    await layerNormModulate(batch, { x: image(acts.x), y: image(acts.normed), modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
+    await this.top.finalLinear.encode(batch, new LinearInput(image(acts.normed)), { tensor: out });
+  }
+
+  get depthDouble(): number {
+    return this.doubles.length;
+  }
+
+  get depthSingle(): number {
+    return this.singles.length;
+  }
+
+  destroy(): void {
+    for (const layer of this.layers()) layer.destroy();
+    for (const t of this.ownedTensors) t.buffer.destroy();
+  }
+
+  private *modulations(): Generator<Modulation> {
+    for (const d of this.doubles) yield d.img.modulation, yield d.txt.modulation;
+    for (const s of this.singles) yield s.modulation;
+    yield this.top.finalModulation;
+  }
+
+  private *layers(): Generator<LinearLayer> {
+    const t = this.top;
+    yield t.imgIn, yield t.txtIn, yield* t.timeIn, yield* t.guidanceIn ?? [], yield* t.vecIn, yield t.finalLinear;
+    for (const m of this.modulations()) yield m.layer;
+    for (const d of this.doubles) {
+      for (const s of [d.img, d.txt]) {
+        for (const p of s.qkv.parts) yield p.layer;
+        yield s.attnOut, yield s.mlpIn, yield s.mlpOut;
+      }
+    }
+    for (const s of this.singles) {
+      for (const p of s.linear1.parts) yield p.layer;
+      yield s.out;
+    }
+  }
+}
+
+/** Rows [row0, row0 + rows) of `output`, each part into its own column range. */
+async function encodeGroup(batch: CommandBatch, group: LinearGroup, input: LinearInput, output: GpuTensor, row0: number, rows: number): Promise<void> {
+  for (const { layer, col0 } of group.parts) {
+    await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
+  }
+}
+
+/** Reads canonical tensors and turns them into GPU layers at the plan's precision. */
+class WeightLoader {
+  readonly vectors: GpuTensor[] = [];
+  private readonly built: LinearLayer[] = [];
+  private done = 0;
+  private readonly total: number;
+  modulationSize = 0;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    private readonly checkpoint: FluxCheckpoint,
+    private readonly options: TransformerLoadOptions,
+  ) {
+    this.total = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.weight')).length;
+  }
+
+  /** A float32 vector parameter (QK-norm scales). */
+  async vector(name: string): Promise<GpuTensor> {
+    const values = await this.checkpoint.readFloat32(name);
+    const tensor: GpuTensor = { buffer: await uploadBuffer(this.ctx, values, name), offset: 0, shape: [values.length], dtype: 'f32' };
+    this.vectors.push(tensor);
+    this.progress(name);
+    return tensor;
+  }
+
+  async modulation(name: string, size: number): Promise<Modulation> {
+    const layer = await this.linear([name]);
+    if (layer.outFeatures !== size) throw new FluxError('bad-shape', `${name}: ${layer.outFeatures} outputs, expected ${size}`);
+    const offset = this.modulationSize;
+    this.modulationSize += size;
+    return { layer, offset };
+  }
+
+  /**
+   * Canonical linears reading the same input, as few layers as their precisions allow: consecutive ones of
+   * equal precision are one layer with their weight rows concatenated (exact: scales are per output row).
+   */
+  async group(names: readonly string[]): Promise<LinearGroup> {
+    const parts: { layer: LinearLayer; col0: number }[] = [];
+    let col0 = 0;
+    for (let i = 0; i < names.length; ) {
+      let j = i + 1;
+      while (j < names.length && this.precisionOf(names[j]!) === this.precisionOf(names[i]!)) j++;
+      const layer = await this.linear(names.slice(i, j));
+      parts.push({ layer, col0 });
+      col0 += layer.outFeatures;
+      i = j;
+    }
+    return { parts };
+  }
+
+  /** One layer from canonical linears stacked by rows (they share the precision). */
+  async linear(names: readonly string[]): Promise<LinearLayer> {
+    const precision = this.precisionOf(names[0]!);
+    const weights = await Promise.all(names.map((n) => this.checkpoint.read(`${n}.weight`)));
+    const biases = await Promise.all(names.map((n) => this.checkpoint.readFloat32(`${n}.bias`)));
+    const inFeatures = weights[0]!.shape[1]!;
+    const outFeatures = weights.reduce((n, w) => n + w.shape[0]!, 0);
+    const label = names.join('+');
+    const dtype = weights[0]!.dtype;
+    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
+    const weightBytes = dtype === 'BF16' ? concatBytes(weights.map((w) => w.bytes)) : concatFloats(weights.map((w) => toFloat32(w.bytes, w.dtype)));
+    const weight: GpuTensor = {
+      buffer: await uploadBuffer(this.ctx, weightBytes, `${label}.weight`),
+      offset: 0,
+      shape: [outFeatures, inFeatures],
+      dtype: dtype === 'BF16' ? 'bf16' : 'f32',
+    };
+    const bias: GpuTensor = { buffer: await uploadBuffer(this.ctx, concatFloats(biases), `${label}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
+    let layer: LinearLayer;
+    if (precision === 'float') layer = new FloatLinear(weight, bias);
+    else {
+      const factory = this.options.quantizedLinear;
+      if (!factory) throw new FluxError('bad-argument', `${label} is planned as ${precision} but no quantized layer implementation was given`);
+      try {
+        layer = await factory(this.ctx, weight, bias, precision, this.options.quant);
+      } catch (e) {
+        bias.buffer.destroy();
+        throw e;
+      } finally {
+        weight.buffer.destroy();
+      }
+    }
+    this.built.push(layer);
+    for (const n of names) this.progress(n);
+    return layer;
+  }
+
+  destroyAll(): void {
+    for (const layer of this.built) layer.destroy();
+    for (const t of this.vectors) t.buffer.destroy();
+  }
+
+  private precisionOf(name: string): LayerPrecision {
+    return this.options.quant.layers.get(name) ?? 'float';
+  }
+
+  private progress(layer: string): void {
+    this.done++;
+    this.options.onProgress?.({ done: this.done, total: this.total, layer });
+  }
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function concatFloats(parts: readonly Float32Array[]): Float32Array<ArrayBuffer> {
+  return new Float32Array(concatBytes(parts.map((p) => new Uint8Array(p.buffer, p.byteOffset, p.byteLength))).buffer);
+}

@@ -1,0 +1,195 @@
+/**
+ * Runs the transformer: owns the activation arena (allocated once per token count and reused across
+ * blocks and calls), encodes every block in order into one command batch with no CPU readback inside
+ * the block loop, and reads back only the output (and, when asked, the streams after each block).
+ */
+import { FluxError } from '../errors.ts';
+import { CommandBatch } from '../gpu/batch.ts';
+import { createBuffer, readFloat32, writeBuffer } from '../gpu/buffers.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { GPU_DTYPE_BYTES, type GpuTensor } from '../gpu/tensor.ts';
+import { timestepEmbedding } from '../kernels/embed.ts';
+import { TIMESTEP_EMBEDDING_DIM } from '../model/layout.ts';
+import { ropeTable } from '../model/rope.ts';
+import type { FluxTransformer, TransformerActivations } from '../model/transformer.ts';
+
+/** One transformer call, named as the reference `Flux.forward` arguments (batch 1). */
+export interface TransformerInputs {
+  /** [imageTokens, inChannels] packed latent tokens. */
+  readonly img: Float32Array;
+  /** [imageTokens, axes] position ids. */
+  readonly imgIds: Float32Array;
+  /** [textTokens, contextDim] T5 hidden states. */
+  readonly txt: Float32Array;
+  /** [textTokens, axes] position ids. */
+  readonly txtIds: Float32Array;
+  readonly timestep: number;
+  /** [vecDim] CLIP pooled vector. */
+  readonly y: Float32Array;
+  /** Required by guidance-distilled (dev) models. */
+  readonly guidance?: number;
+}
+
+export interface TransformerOutputs {
+  /** [imageTokens, outChannels] predicted velocity. */
+  readonly out: Float32Array;
+  /** With `intermediates`: `double_blocks.N.img|txt`, `single_blocks.N.out`, as in the golden files. */
+  readonly streams: ReadonlyMap<string, Float32Array>;
+}
+
+interface Arena extends TransformerActivations {
+  readonly buffers: readonly GPUBuffer[];
+  readonly bytes: number;
+  readonly img: GpuTensor;
+  readonly txt: GpuTensor;
+  readonly pooled: GpuTensor;
+  readonly timestepEmbedding: GpuTensor;
+  readonly guidanceEmbedding: GpuTensor;
+  readonly scratch: { readonly hidden: GpuTensor; readonly vec: GpuTensor; readonly term: GpuTensor };
+  readonly out: GpuTensor;
+}
+
+export class TransformerRunner {
+  private arena: Arena | undefined;
+
+  constructor(readonly model: FluxTransformer) {}
+
+  private get ctx(): GpuContext {
+    return this.model.ctx;
+  }
+
+  /** Bytes of the activation arena currently allocated (the peak a forward pass uses besides weights). */
+  get activationBytes(): number {
+    return this.arena?.bytes ?? 0;
+  }
+
+  async forward(inputs: TransformerInputs, options: { intermediates?: boolean } = {}): Promise<TransformerOutputs> {
+    const { config } = this.model;
+    const imageRows = checkRows('img', inputs.img, config.inChannels);
+    const textRows = checkRows('txt', inputs.txt, config.contextDim);
+    checkRows('img_ids', inputs.imgIds, config.axesDim.length, imageRows);
+    checkRows('txt_ids', inputs.txtIds, config.axesDim.length, textRows);
+    checkRows('y', inputs.y, config.vecDim, 1);
+    if (imageRows === 0) throw new FluxError('bad-shape', 'img has no tokens');
+    if (config.guidanceEmbed && inputs.guidance === undefined) {
+      throw new FluxError('bad-argument', 'this model is guidance-distilled (dev): a guidance value is required');
+    }
+    const arena = await this.arenaFor(textRows, imageRows);
+    const ids = new Float32Array(inputs.txtIds.length + inputs.imgIds.length);
+    ids.set(inputs.txtIds);
+    ids.set(inputs.imgIds, inputs.txtIds.length);
+    const rope = ropeTable(ids, textRows + imageRows, config.axesDim, config.theta);
+    writeBuffer(this.ctx, arena.ropeCos.buffer, 0, rope.cos);
+    writeBuffer(this.ctx, arena.ropeSin.buffer, 0, rope.sin);
+    writeBuffer(this.ctx, arena.img.buffer, 0, inputs.img);
+    if (textRows > 0) writeBuffer(this.ctx, arena.txt.buffer, 0, inputs.txt);
+    writeBuffer(this.ctx, arena.pooled.buffer, 0, inputs.y);
+
+    const batch = new CommandBatch(this.ctx, 'transformer forward');
+    await timestepEmbedding(batch, { t: inputs.timestep, out: arena.timestepEmbedding });
+    if (config.guidanceEmbed) await timestepEmbedding(batch, { t: inputs.guidance!, out: arena.guidanceEmbedding });
+    await this.model.encodeConditioning(batch, {
+      timestepEmbedding: arena.timestepEmbedding,
+      guidanceEmbedding: config.guidanceEmbed ? arena.guidanceEmbedding : undefined,
+      pooled: arena.pooled,
+      scratch: arena.scratch,
+      modulation: arena.modulation,
+    });
+    await this.model.encodeEmbedding(batch, arena, arena.img, arena.txt);
+
+    // Streams are copied aside on the GPU as the blocks go, and read back once at the end.
+    const snapshots: { name: string; buffer: GPUBuffer; byteOffset: number; bytes: number }[] = [];
+    const snapshot = async (name: string, row0: number, rows: number): Promise<void> => {
+      const rowBytes = config.hiddenSize * 4;
+      const buffer = await createBuffer(this.ctx, rows * rowBytes, name);
+      batch.copy(arena.x.buffer, row0 * rowBytes, buffer, 0, rows * rowBytes);
+      snapshots.push({ name, buffer, byteOffset: 0, bytes: rows * rowBytes });
+    };
+    try {
+      for (let i = 0; i < this.model.depthDouble; i++) {
+        await this.model.encodeDoubleBlock(batch, i, arena);
+        if (options.intermediates) {
+          await snapshot(`double_blocks.${i}.img`, textRows, imageRows);
+          await snapshot(`double_blocks.${i}.txt`, 0, textRows);
+        }
+      }
+      for (let i = 0; i < this.model.depthSingle; i++) {
+        await this.model.encodeSingleBlock(batch, i, arena);
+        if (options.intermediates) await snapshot(`single_blocks.${i}.out`, 0, textRows + imageRows);
+      }
+      await this.model.encodeFinalLayer(batch, arena, arena.out);
+      await batch.submit();
+      const out = await readFloat32(this.ctx, arena.out.buffer, 0, imageRows * config.outChannels);
+      const streams = new Map<string, Float32Array>();
+      for (const s of snapshots) streams.set(s.name, await readFloat32(this.ctx, s.buffer, s.byteOffset, s.bytes / 4));
+      return { out, streams };
+    } finally {
+      for (const s of snapshots) s.buffer.destroy();
+    }
+  }
+
+  /** Frees the activation arena (weights stay with the model). */
+  dispose(): void {
+    for (const b of this.arena?.buffers ?? []) b.destroy();
+    this.arena = undefined;
+  }
+
+  private async arenaFor(textRows: number, imageRows: number): Promise<Arena> {
+    if (this.arena && this.arena.textRows === textRows && this.arena.imageRows === imageRows) return this.arena;
+    this.dispose();
+    const { hiddenSize: h, mlpHidden: m, headDim, inChannels, contextDim, vecDim, outChannels } = this.model.config;
+    const rows = textRows + imageRows;
+    const buffers: GPUBuffer[] = [];
+    let bytes = 0;
+    const tensor = async (label: string, shape: number[], buffer?: GPUBuffer): Promise<GpuTensor> => {
+      if (!buffer) {
+        buffer = await createBuffer(this.ctx, shape.reduce((a, b) => a * b, 1) * GPU_DTYPE_BYTES.f32, label);
+        buffers.push(buffer);
+        bytes += buffer.size;
+      }
+      return { buffer, offset: 0, shape, dtype: 'f32' };
+    };
+    try {
+      const qkvSingle = await tensor('qkv', [rows, 3 * h + m]);
+      const attnSingle = await tensor('attention', [rows, h + m]);
+      this.arena = {
+        textRows,
+        imageRows,
+        x: await tensor('x', [rows, h]),
+        normed: await tensor('normed', [rows, h]),
+        projected: await tensor('projected', [rows, h]),
+        qkvSingle,
+        qkvDouble: await tensor('qkv', [rows, 3 * h], qkvSingle.buffer),
+        mlpHidden: await tensor('mlp hidden', [rows, m], qkvSingle.buffer),
+        attnSingle,
+        attnDouble: await tensor('attention', [rows, h], attnSingle.buffer),
+        ropeCos: await tensor('rope cos', [rows, headDim / 2]),
+        ropeSin: await tensor('rope sin', [rows, headDim / 2]),
+        modulation: await tensor('modulation', [this.model.modulationSize]),
+        img: await tensor('img', [imageRows, inChannels]),
+        txt: await tensor('txt', [textRows, contextDim]),
+        pooled: await tensor('pooled', [vecDim]),
+        timestepEmbedding: await tensor('timestep embedding', [TIMESTEP_EMBEDDING_DIM]),
+        guidanceEmbedding: await tensor('guidance embedding', [TIMESTEP_EMBEDDING_DIM]),
+        scratch: { hidden: await tensor('embedder hidden', [h]), vec: await tensor('vec', [h]), term: await tensor('vec term', [h]) },
+        out: await tensor('out', [imageRows, outChannels]),
+        buffers,
+        bytes,
+      };
+      return this.arena;
+    } catch (e) {
+      for (const b of buffers) b.destroy();
+      throw e;
+    }
+  }
+}
+
+/** Row count of a [rows, cols] input given flat; throws naming the input when the length does not fit. */
+function checkRows(name: string, data: Float32Array, cols: number, expectedRows?: number): number {
+  const rows = data.length / cols;
+  if (!Number.isInteger(rows) || (expectedRows !== undefined && rows !== expectedRows)) {
+    const expected = expectedRows === undefined ? `[tokens, ${cols}]` : `[${expectedRows}, ${cols}]`;
+    throw new FluxError('bad-shape', `input ${name} has ${data.length} values, which is not ${expected}`);
+  }
+  return rows;
+}

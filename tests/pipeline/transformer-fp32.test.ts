@@ -1,0 +1,47 @@
+/** The whole transformer on the GPU in float32 against the golden reference outputs. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
+import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import { makeQuantPlan } from '../../src/model/precision.ts';
+import { FluxTransformer } from '../../src/model/transformer.ts';
+import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { maxRelError } from '../helpers/random.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadForwardGolden, openSafetensors, readConfigJson } from '../model/helpers.ts';
+import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
+
+/** The golden README's float32 match criterion. */
+const MATCH_TOLERANCE = 1e-4;
+
+let config: FluxConfig;
+let golden: Map<string, Float32Array>;
+let inputs: FluxInputs;
+
+beforeAll(async () => {
+  config = configFromDiffusers(await readConfigJson());
+  ({ golden, inputs } = await loadForwardGolden());
+});
+
+describe.each([
+  ['reference (BFL) file', BFL_TRANSFORMER],
+  ['diffusers file', DIFFUSERS_TRANSFORMER],
+])('GPU transformer, fp32, from the %s', (_, path) => {
+  it('matches forward.safetensors: out and every block stream within 1e-4', async () => {
+    const ctx = await testGpu();
+    const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
+    const model = await FluxTransformer.load(ctx, checkpoint, { quant: makeQuantPlan(config, { preset: 'fp32' }) });
+    await checkpoint.close();
+    const runner = new TransformerRunner(model);
+    try {
+      const { out, streams } = await runner.forward(inputs, { intermediates: true });
+      const errors: Record<string, number> = { out: maxRelError(out, golden.get('out')!) };
+      const streamNames = [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.'));
+      expect([...streams.keys()].sort()).toEqual(streamNames.sort());
+      for (const name of streamNames) errors[name] = maxRelError(streams.get(name)!, golden.get(name)!);
+      for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(MATCH_TOLERANCE);
+    } finally {
+      runner.dispose();
+      model.destroy();
+    }
+  });
+});
