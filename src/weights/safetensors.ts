@@ -362,7 +362,8 @@ const CHECKPOINT_FILE_NAMES = [
 ];
 
 /** `fileName` inside the folder `location` (a path, joined with '/', or an http(s) URL). */
-function sibling(location: string, fileName: string): string {
+/** `fileName` inside the folder `location` (a path or an http(s) URL). */
+export function sibling(location: string, fileName: string): string {
   if (isHttpUrl(location)) return new URL(fileName, location).href;
   return `${location.replace(/[/\\]+$/, '')}/${fileName}`;
 }

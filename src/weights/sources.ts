@@ -142,3 +142,21 @@ export async function openSource(location: string | URL | Blob): Promise<ByteSou
   }
   return openFileSource(text);
 }
+
+/** Config files are a few KB; a larger one is not a config. */
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+/** Reads and parses a small JSON file (a model's config.json) from any location openSource accepts. */
+export async function readJson(location: string | URL | Blob): Promise<unknown> {
+  const source = await openSource(location);
+  try {
+    if (source.size > MAX_JSON_BYTES) throw new FluxError('bad-format', `${source.name}: ${source.size} bytes is too large for a JSON config`);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(await source.read(0, source.size));
+    return JSON.parse(text);
+  } catch (e) {
+    if (e instanceof FluxError) throw e;
+    throw new FluxError('bad-format', `${source.name}: not valid JSON (${e instanceof Error ? e.message.replace(/\s+/g, ' ') : String(e)})`, { cause: e });
+  } finally {
+    await source.close();
+  }
+}
