@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GEMM_SHAPES, GEMM_TOLERANCE, type GemmCaseResult } from '../tests/kernels/gemm-cases.ts';
+import { ATTENTION_TOLERANCE } from '../tests/kernels/attention-cases.ts';
+import { ELEMENTWISE_TOLERANCE } from '../tests/kernels/elementwise-cases.ts';
+import { EMBED_TOLERANCE } from '../tests/kernels/embed-cases.ts';
+import { GEMM_SHAPES, GEMM_TOLERANCE } from '../tests/kernels/gemm-cases.ts';
+import { NORM_TOLERANCE } from '../tests/kernels/norm-cases.ts';
 import { startBrowserSession, type BrowserSession } from './browser.ts';
 
 let session: BrowserSession;
@@ -34,9 +38,23 @@ describe('in Chromium (SwiftShader WebGPU)', () => {
     });
     const error = await page.evaluate(() => window.kernelError);
     expect(error).toBeUndefined();
-    const results = (await page.evaluate(() => window.kernelResults)) as { gemm: GemmCaseResult[] };
-    expect(results.gemm).toHaveLength(GEMM_SHAPES.length);
-    for (const r of results.gemm) expect(r.maxRelError, `gemm ${r.shape.join('x')}`).toBeLessThan(GEMM_TOLERANCE);
+    const { suites } = (await page.evaluate(() => window.kernelResults))!;
+    expect(suites.gemm).toHaveLength(GEMM_SHAPES.length);
+    const tolerances: Record<string, number> = {
+      gemm: GEMM_TOLERANCE,
+      norm: NORM_TOLERANCE,
+      elementwise: ELEMENTWISE_TOLERANCE,
+      attention: ATTENTION_TOLERANCE,
+      embed: EMBED_TOLERANCE,
+    };
+    expect(Object.keys(suites).sort()).toEqual(Object.keys(tolerances).sort());
+    for (const [suite, results] of Object.entries(suites)) {
+      expect(results.length, suite).toBeGreaterThan(0);
+      for (const r of results) {
+        expect(r.maxRelError, r.name).toBeLessThan(tolerances[suite]!);
+        expect(r.untouchedChanged ?? 0, `${r.name}: writes outside its block`).toBe(0);
+      }
+    }
     await page.close();
   });
 });

@@ -1,13 +1,24 @@
 /**
  * Runs the kernel case modules (the same ones the Node tests run) in the browser and publishes the
- * results on `window.kernelResults` for e2e/kernels.test.ts to assert on.
+ * results on `window.kernelResults` for e2e/browser.test.ts to assert on.
  */
 import { GpuContext } from '../src/gpu/device.ts';
+import { runAllAttentionCases } from '../tests/kernels/attention-cases.ts';
+import { runAllElementwiseCases } from '../tests/kernels/elementwise-cases.ts';
+import { runAllEmbedCases } from '../tests/kernels/embed-cases.ts';
 import { runAllGemmCases } from '../tests/kernels/gemm-cases.ts';
+import { runAllNormCases } from '../tests/kernels/norm-cases.ts';
+
+/** What every suite reports per case: its error against the CPU reference, and stray writes if it checks them. */
+export interface BrowserCaseResult {
+  readonly name: string;
+  readonly maxRelError: number;
+  readonly untouchedChanged?: number;
+}
 
 declare global {
   interface Window {
-    kernelResults?: Record<string, unknown>;
+    kernelResults?: { adapter: unknown; suites: Record<string, BrowserCaseResult[]> };
     kernelError?: string;
   }
 }
@@ -16,9 +27,16 @@ async function run(): Promise<void> {
   const status = document.querySelector('#status')!;
   try {
     const ctx = await GpuContext.create();
+    const gemm = (await runAllGemmCases(ctx)).map((r) => ({ name: `gemm ${r.shape.join('x')}${r.bias ? ' bias' : ''}`, maxRelError: r.maxRelError }));
     window.kernelResults = {
       adapter: ctx.adapter,
-      gemm: await runAllGemmCases(ctx),
+      suites: {
+        gemm,
+        norm: await runAllNormCases(ctx),
+        elementwise: await runAllElementwiseCases(ctx),
+        attention: await runAllAttentionCases(ctx),
+        embed: await runAllEmbedCases(ctx),
+      },
     };
     status.textContent = 'done';
   } catch (e) {

@@ -4,24 +4,26 @@
 //
 //   o[i, h*D + d] = sum_j softmax_j(q_i . k_j / sqrt(D)) * v[j, h*D + d]     for each head h, D = HEAD_DIM
 //
-// q_i, k_j and v_j of head h are the D columns starting at q_col + h*D, k_col + h*D and v_col + h*D of rows
-// i and j of the [rows, qkv_stride] buffer. Scores are kept in the log2 domain (q is pre-multiplied by
+// q_i, k_j and v_j of head h are the D columns starting at h*D, k_col + h*D and v_col + h*D of rows i and j
+// of the [rows, qkv_stride] buffer. Scores are kept in the log2 domain (q is pre-multiplied by
 // log2(e) / sqrt(D), the host's `scale`) so the softmax uses exp2.
 //
 // bindings: 0 qkv array<vec4f>  [rows, qkv_stride]             (read only)
 //           1 o   array<vec4f>  rows x (heads * D) block: o[i, c] at o_offset + i * o_stride + c
 //           2 params (uniform)
 // uniforms (columns, offsets and strides in vec4 units, since every one is a multiple of 4 floats):
-//           rows (u32), qkv_stride, q_col, k_col, v_col, o_offset, o_stride, scale (f32, log2(e) / sqrt(D))
+//           rows (u32), qkv_stride, k_col, v_col, o_offset, o_stride, scale (f32, log2(e) / sqrt(D))
 // grid: (ceil(rows / ROWS_PER_WG), heads); workgroup WG threads. THREADS_PER_ROW threads share one query
 //       row, thread `part` owning vec4 columns part, part + THREADS_PER_ROW, ... of q and of its output;
 //       partial dot products are summed across the row's threads through workgroup memory.
 // defines: HEAD_DIM (multiple of 4, and of 32 when above 32), KEYS_PER_TILE (keys per K/V tile, chosen by
 //          the host to fit the workgroup storage budget).
+// workgroup storage: KEYS_PER_TILE * (2 * HEAD_DIM + WG) * 4 bytes: 15 KiB at D = 128 (10 keys per tile),
+//          16 KiB at D = 64 (16 keys).
 
 struct Params {
   rows: u32, qkv_stride: u32,
-  q_col: u32, k_col: u32, v_col: u32,
+  k_col: u32, v_col: u32,
   o_offset: u32, o_stride: u32,
   scale: f32,
 }
@@ -54,7 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   let part = li % THREADS_PER_ROW;
   let row = wid.x * ROWS_PER_WG + local_row;
   // Threads past the last row compute on row 0 (so they take part in the barriers) and store nothing.
-  let q_base = select(0u, row, row < p.rows) * p.qkv_stride + p.q_col + head_col + part;
+  let q_base = select(0u, row, row < p.rows) * p.qkv_stride + head_col + part;
 
   var q: array<vec4f, V4_PER_THREAD>;
   var acc: array<vec4f, V4_PER_THREAD>;

@@ -29,8 +29,9 @@ struct Params {
 
 // FLUX LayerNorm epsilon (BFL `nn.LayerNorm(..., eps=1e-6)`).
 const EPS = 1e-6;
-// A power of two (the tree reduction halves it); 256 threads cover a 3072-wide row in 12 steps.
-const WG = 256u;
+// A power of two (the tree reduction halves it). 64 threads take 48 columns each of a 3072-wide row; more
+// threads would add reduction steps, each a barrier, for little gain.
+const WG = 64u;
 
 var<workgroup> partial: array<f32, WG>;
 

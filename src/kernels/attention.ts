@@ -2,7 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from './elementwise.ts';
+import { blockLayout, type Block } from './block.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Invocations per workgroup (WG in the shader). */
@@ -68,7 +68,6 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
   const uniforms = packUniforms([
     rows,
     rowStride / VEC4,
-    0,
     hidden / VEC4,
     (2 * hidden) / VEC4,
     out.offset / VEC4,

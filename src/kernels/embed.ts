@@ -2,8 +2,12 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { TIMESTEP_MAX_PERIOD, TIMESTEP_SCALE } from '../model/reference/ops.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
+
+/** Sinusoidal embeddings run on t·1000 (t = 1 → 1000, guidance 3.5 → 3500). */
+export const TIMESTEP_SCALE = 1000;
+/** Longest period of the sinusoidal timestep embedding. */
+export const TIMESTEP_MAX_PERIOD = 10_000;
 
 /** Invocations per workgroup (WG in the shader). */
 const WORKGROUP = 64;

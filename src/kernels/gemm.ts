@@ -2,7 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from './elementwise.ts';
+import { blockLayout, type Block } from './block.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Output tile of one workgroup (must match BM/BN in shaders/gemm_f32.wgsl). */

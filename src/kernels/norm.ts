@@ -5,8 +5,11 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { assertSameSize, assertVectorFits, blockLayout, type Block } from './elementwise.ts';
-import { packUniforms, pipelineFor } from './kernel.ts';
+import { assertSameSize, assertVectorFits, blockLayout, type Block } from './block.ts';
+import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
+
+/** Invocations per workgroup of qk_norm_rope (WG in the shader), one per head vector. */
+const QK_WORKGROUP = 64;
 
 export interface LayerNormModulateArgs {
   /** Input rows × cols. */
@@ -71,7 +74,10 @@ export async function qkNormRope(batch: CommandBatch, a: QkNormRopeArgs): Promis
     throw new FluxError('bad-argument', `qk_norm_rope: ${heads} heads × ${headDim} dims (head dim must be even)`);
   }
   const hidden = heads * headDim;
-  if (rowStride < 2 * hidden) throw new FluxError('bad-shape', `qk_norm_rope: qkv rows of ${rowStride} cannot hold q and k (${2 * hidden})`);
+  if (rowStride < 2 * hidden || rowStride % 2 !== 0) {
+    throw new FluxError('bad-shape', `qk_norm_rope: qkv rows of ${rowStride} must hold q and k (${2 * hidden}) and be even (read as pairs)`);
+  }
+  if (!Number.isInteger(a.textRows) || a.textRows < 0) throw new FluxError('bad-argument', `qk_norm_rope: textRows = ${a.textRows}`);
   for (const [name, t] of [
     ['text q scale', a.text.q],
     ['text k scale', a.text.k],
@@ -87,7 +93,8 @@ export async function qkNormRope(batch: CommandBatch, a: QkNormRopeArgs): Promis
   }
   if (rows === 0) return;
   const pipeline = await pipelineFor(batch.ctx, { name: 'qk_norm_rope' });
-  const uniforms = packUniforms([rows, rowStride, heads, headDim, hidden, Math.min(a.textRows, rows)]);
+  // The shader reads q, k and the scales as (2i, 2i+1) pairs: strides and offsets are counted in pairs.
+  const uniforms = packUniforms([rows, rowStride / 2, heads, headDim / 2, hidden / 2, Math.min(a.textRows, rows)]);
   const bindings = [a.qkv, a.text.q, a.text.k, a.image.q, a.image.k, a.cos, a.sin];
-  batch.dispatch(pipeline, bindings, uniforms, rows * 2 * heads);
+  batch.dispatch(pipeline, bindings, uniforms, ceilDiv(rows * 2 * heads, QK_WORKGROUP));
 }

@@ -5,7 +5,7 @@
  */
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import type { Block } from '../kernels/elementwise.ts';
+import type { Block } from '../kernels/block.ts';
 import { linearF32 } from '../kernels/gemm.ts';
 import type { LayerPrecision } from './precision.ts';
 

@@ -7,7 +7,8 @@ import type { GpuContext } from '../../src/gpu/device.ts';
 import { CommandBatch } from '../../src/gpu/batch.ts';
 import { readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
-import { add, copyBlock, gatedResidualAdd, geluTanh, silu, type Block } from '../../src/kernels/elementwise.ts';
+import type { Block } from '../../src/kernels/block.ts';
+import { add, copyBlock, gatedResidualAdd, geluTanh, silu } from '../../src/kernels/elementwise.ts';
 import * as ref from '../../src/model/reference/ops.ts';
 import { maxRelError, randn } from '../helpers/random.ts';
 

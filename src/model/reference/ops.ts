@@ -3,13 +3,10 @@
  * against these, so they favour plainness over speed: tensors are row-major Float32Arrays, every op
  * returns a new array, and sums and norms are accumulated in f64 (JS numbers) before storing as f32.
  */
+import { TIMESTEP_MAX_PERIOD, TIMESTEP_SCALE } from '../../kernels/embed.ts';
 
 /** FLUX's parameter-free LayerNorm and QK RMSNorm both use this epsilon. */
 export const NORM_EPS = 1e-6;
-/** Sinusoidal embeddings run on t·1000 (t = 1 → 1000, guidance 3.5 → 3500). */
-export const TIMESTEP_SCALE = 1000;
-/** Longest period of the sinusoidal timestep embedding. */
-export const TIMESTEP_MAX_PERIOD = 10_000;
 /** √(2/π), the tanh-GELU constant. */
 const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
