@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CommandBatch, normalizeGrid } from '../../src/gpu/batch.ts';
 import { createBuffer, readBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { FluxError } from '../../src/errors.ts';
+import { GpuContext } from '../../src/gpu/device.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const COPY_SHADER = `
@@ -73,5 +74,18 @@ describe('GPU runtime', () => {
     expect(normalizeGrid(10, 65535)).toEqual([10, 1, 1]);
     expect(normalizeGrid(100_000, 65535)).toEqual([50_000, 2, 1]);
     expect(() => normalizeGrid(65536 * 65536, 65535)).toThrow(FluxError);
+  });
+});
+
+describe('device loss', () => {
+  it('surfaces as a device-lost FluxError on the next operation', async () => {
+    const ctx = await GpuContext.create();
+    ctx.destroy();
+    const lost = await ctx.lost;
+    expect(lost.code).toBe('device-lost');
+    expect(ctx.isLost).toBe(true);
+    const err = await createBuffer(ctx, 16, 'after loss').catch((e) => e);
+    expect(err).toBeInstanceOf(FluxError);
+    expect(err.code).toBe('device-lost');
   });
 });
