@@ -4,10 +4,12 @@
  */
 import { isFluxError } from '../errors.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
+import { benchCommand } from './bench.ts';
+import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand];
+const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;

@@ -1,38 +1,12 @@
-import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, open, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileSource } from '#platform';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
+import { cli, expectOneErrorLine, FIXTURES } from './helpers.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/flux-w4a4.mjs');
-const TRANSFORMER = join(ROOT, 'tests/fixtures/flux-tiny-a/transformer.safetensors');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real executable, as a user would. */
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
-
-function expectOneErrorLine(run: Run, code: number): string {
-  expect(run.code).toBe(code);
-  const lines = run.stderr.split('\n').filter((l) => l !== '');
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^flux-w4a4: /);
-  return lines[0]!;
-}
+const TRANSFORMER = join(FIXTURES, 'transformer.safetensors');
 
 describe('flux-w4a4 info', () => {
   let dir: string;
@@ -95,7 +69,7 @@ describe('flux-w4a4 usage', () => {
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/^usage: flux-w4a4 <command>/);
       const commands = run.stdout.split('commands:\n')[1]!.split('\n\n')[0]!.split('\n');
-      expect(commands.map((l) => l.trim().split(/\s+/)[0])).toEqual(['info']);
+      expect(commands.map((l) => l.trim().split(/\s+/)[0])).toEqual(['info', 'forward', 'bench']);
     }
   });
 

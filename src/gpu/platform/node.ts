@@ -1,6 +1,7 @@
 /** Node platform: Dawn through the `webgpu` npm package, shaders and files read from disk. */
 import { existsSync, readFileSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { create, globals } from 'webgpu';
 import { FluxError } from '../../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
@@ -17,6 +18,8 @@ function getGpu(): GPU | undefined {
   if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD) && process.env.FLUX_W4A4_ADAPTER !== 'system') {
     process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   }
+  // SwiftShader probes for a display server and prints an error line without this (headless machines, CI).
+  process.env.XDG_RUNTIME_DIR ??= tmpdir();
   Object.assign(globalThis, globals);
   gpu = create([]);
   return gpu;
