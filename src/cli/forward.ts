@@ -6,7 +6,8 @@ import { PRECISION_PRESETS, type PrecisionOverride, type PrecisionPreset } from 
 import { quantizedLinear } from '../quant/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
-import { TransformerRunner, type TransformerInputs } from '../pipeline/transformer-runner.ts';
+import type { FluxInputs } from '../model/inputs.ts';
+import { TransformerRunner } from '../pipeline/transformer-runner.ts';
 import { encodeSafetensors } from '../weights/safetensors-writer.ts';
 import { openCheckpoint, type TensorReader } from '../weights/safetensors.ts';
 import { UsageError, type Command } from './args.ts';
@@ -36,7 +37,7 @@ function scalar(name: string, values: Float32Array): number {
   return values[0]!;
 }
 
-async function readInputs(path: string): Promise<TransformerInputs> {
+async function readInputs(path: string): Promise<FluxInputs> {
   const file = await openCheckpoint(path);
   try {
     const guidance = await readInput(file, 'guidance', true);

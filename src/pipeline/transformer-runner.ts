@@ -3,7 +3,6 @@
  * blocks and calls), encodes every block in order into one command batch with no CPU readback inside
  * the block loop, and reads back only the output (and, when asked, the streams after each block).
  */
-import { FluxError } from '../errors.ts';
 import { CommandBatch } from '../gpu/batch.ts';
 import { createBuffer, readFloat32, writeBuffer } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
@@ -11,24 +10,8 @@ import { GPU_DTYPE_BYTES, type GpuTensor } from '../gpu/tensor.ts';
 import { timestepEmbedding } from '../kernels/embed.ts';
 import { TIMESTEP_EMBEDDING_DIM } from '../model/layout.ts';
 import { ropeTable } from '../model/rope.ts';
+import { checkFluxInputs, type FluxInputs } from '../model/inputs.ts';
 import type { FluxTransformer, TransformerActivations } from '../model/transformer.ts';
-
-/** One transformer call, named as the reference `Flux.forward` arguments (batch 1). */
-export interface TransformerInputs {
-  /** [imageTokens, inChannels] packed latent tokens. */
-  readonly img: Float32Array;
-  /** [imageTokens, axes] position ids. */
-  readonly imgIds: Float32Array;
-  /** [textTokens, contextDim] T5 hidden states. */
-  readonly txt: Float32Array;
-  /** [textTokens, axes] position ids. */
-  readonly txtIds: Float32Array;
-  readonly timestep: number;
-  /** [vecDim] CLIP pooled vector. */
-  readonly y: Float32Array;
-  /** Required by guidance-distilled (dev) models. */
-  readonly guidance?: number;
-}
 
 export interface TransformerOutputs {
   /** [imageTokens, outChannels] predicted velocity. */
@@ -63,17 +46,9 @@ export class TransformerRunner {
     return this.arena?.bytes ?? 0;
   }
 
-  async forward(inputs: TransformerInputs, options: { intermediates?: boolean } = {}): Promise<TransformerOutputs> {
+  async forward(inputs: FluxInputs, options: { intermediates?: boolean } = {}): Promise<TransformerOutputs> {
     const { config } = this.model;
-    const imageRows = checkRows('img', inputs.img, config.inChannels);
-    const textRows = checkRows('txt', inputs.txt, config.contextDim);
-    checkRows('img_ids', inputs.imgIds, config.axesDim.length, imageRows);
-    checkRows('txt_ids', inputs.txtIds, config.axesDim.length, textRows);
-    checkRows('y', inputs.y, config.vecDim, 1);
-    if (imageRows === 0) throw new FluxError('bad-shape', 'img has no tokens');
-    if (config.guidanceEmbed && inputs.guidance === undefined) {
-      throw new FluxError('bad-argument', 'this model is guidance-distilled (dev): a guidance value is required');
-    }
+    const { imgTokens: imageRows, txtTokens: textRows } = checkFluxInputs(config, inputs);
     const arena = await this.arenaFor(textRows, imageRows);
     const ids = new Float32Array(inputs.txtIds.length + inputs.imgIds.length);
     ids.set(inputs.txtIds);
@@ -182,14 +157,4 @@ export class TransformerRunner {
       throw e;
     }
   }
-}
-
-/** Row count of a [rows, cols] input given flat; throws naming the input when the length does not fit. */
-function checkRows(name: string, data: Float32Array, cols: number, expectedRows?: number): number {
-  const rows = data.length / cols;
-  if (!Number.isInteger(rows) || (expectedRows !== undefined && rows !== expectedRows)) {
-    const expected = expectedRows === undefined ? `[tokens, ${cols}]` : `[${expectedRows}, ${cols}]`;
-    throw new FluxError('bad-shape', `input ${name} has ${data.length} values, which is not ${expected}`);
-  }
-  return rows;
 }

@@ -31,3 +31,15 @@ export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number 
   }
   return ref === 0 ? err : err / ref;
 }
+
+/** ‖a − b‖₂ / ‖b‖₂: the golden README's measure for quantized outputs. */
+export function relativeL2Error(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}

@@ -4,12 +4,14 @@
  * outputs were computed with, before any GPU kernel is involved.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import type { FluxConfig } from '../../src/model/config.ts';
 import { makeQuantPlan, type PrecisionPreset } from '../../src/model/precision.ts';
-import { fluxForward, floatLinear, type FluxInputs, type LinearHook } from '../../src/model/reference/flux-ref.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
+import { fluxForward, floatLinear, type LinearHook } from '../../src/model/reference/flux-ref.ts';
 import { fakeQuantLinearRef } from '../../src/quant/conv-linear-ref.ts';
 import type { RotationKind } from '../../src/quant/hadamard.ts';
-import { BFL_TRANSFORMER, loadForwardGolden, loadPlanned, readConfigJson, type PlannedCheckpoint } from './helpers.ts';
+import { relativeL2Error } from '../helpers/random.ts';
+import { BFL_TRANSFORMER, loadPlanned, loadTinyGolden, type PlannedCheckpoint } from './helpers.ts';
 
 let config: FluxConfig;
 let inputs: FluxInputs;
@@ -17,21 +19,10 @@ let checkpoint: PlannedCheckpoint;
 let golden: Map<string, Float32Array>;
 
 beforeAll(async () => {
-  config = configFromDiffusers(await readConfigJson());
-  ({ golden, inputs } = await loadForwardGolden());
+  ({ config, golden, inputs } = await loadTinyGolden());
 
   checkpoint = await loadPlanned(BFL_TRANSFORMER, config);
 });
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 function fakeQuantForward(preset: PrecisionPreset, rotation: RotationKind): Float32Array {
   const plan = makeQuantPlan(config, { preset, rotation });
@@ -60,9 +51,9 @@ describe('CPU fake-quantized ConvRot forward vs the golden quantized references'
     const out = fakeQuantForward(preset, rotation);
     const ref = golden.get(refName)!;
     const exact = golden.get('out')!;
-    const ourError = relL2(out, exact);
-    const refError = relL2(ref, exact);
+    const ourError = relativeL2Error(out, exact);
+    const refError = relativeL2Error(ref, exact);
     expect(Math.abs(ourError - refError) / refError).toBeLessThan(SAME_MATH_TOLERANCE);
-    expect(relL2(out, ref)).toBeLessThan(refError);
+    expect(relativeL2Error(out, ref)).toBeLessThan(refError);
   });
 });

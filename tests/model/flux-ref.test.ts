@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
-import { fluxForward, type FluxInputs } from '../../src/model/reference/flux-ref.ts';
+import type { FluxConfig } from '../../src/model/config.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
+import { fluxForward } from '../../src/model/reference/flux-ref.ts';
 import { maxRelError } from '../helpers/random.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadForwardGolden, loadPlanned, readConfigJson } from './helpers.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadPlanned, loadTinyGolden } from './helpers.ts';
 
 /** The golden README's float32 match criterion. */
 const MATCH_TOLERANCE = 1e-4;
@@ -12,8 +13,7 @@ let inputs: FluxInputs;
 let golden: Map<string, Float32Array>;
 
 beforeAll(async () => {
-  config = configFromDiffusers(await readConfigJson());
-  ({ golden, inputs } = await loadForwardGolden());
+  ({ config, golden, inputs } = await loadTinyGolden());
 
 });
 

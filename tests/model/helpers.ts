@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { openFileSource } from '#platform';
-import type { FluxConfig } from '../../src/model/config.ts';
-import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
+import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
 import { FluxCheckpoint, type CanonicalTensor } from '../../src/model/checkpoint.ts';
 import type { WeightPlan } from '../../src/model/layout.ts';
 import { toFloat32 } from '../../src/weights/dtypes.ts';
@@ -71,4 +71,9 @@ export async function loadForwardGolden(): Promise<{ golden: Map<string, Float32
     guidance: golden.get('guidance')![0]!,
   };
   return { golden, inputs };
+}
+
+/** flux-tiny-a's config (from its config.json) with the golden forward file and its inputs. */
+export async function loadTinyGolden(): Promise<{ config: FluxConfig; golden: Map<string, Float32Array>; inputs: FluxInputs }> {
+  return { config: configFromDiffusers(await readConfigJson()), ...(await loadForwardGolden()) };
 }

@@ -1,14 +1,14 @@
 /** The whole transformer on the GPU in float32 against the golden reference outputs. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
-import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import type { FluxConfig } from '../../src/model/config.ts';
 import { makeQuantPlan } from '../../src/model/precision.ts';
 import { FluxTransformer } from '../../src/model/transformer.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { maxRelError } from '../helpers/random.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadForwardGolden, openSafetensors, readConfigJson } from '../model/helpers.ts';
-import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadTinyGolden, openSafetensors } from '../model/helpers.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
 
 /** The golden README's float32 match criterion. */
 const MATCH_TOLERANCE = 1e-4;
@@ -18,8 +18,7 @@ let golden: Map<string, Float32Array>;
 let inputs: FluxInputs;
 
 beforeAll(async () => {
-  config = configFromDiffusers(await readConfigJson());
-  ({ golden, inputs } = await loadForwardGolden());
+  ({ config, golden, inputs } = await loadTinyGolden());
 });
 
 describe.each([

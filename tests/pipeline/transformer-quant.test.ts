@@ -1,15 +1,16 @@
 /** The GPU transformer with ConvRot INT4/INT8 layers against the golden quantized references. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
-import { configFromDiffusers, type FluxConfig } from '../../src/model/config.ts';
+import type { FluxConfig } from '../../src/model/config.ts';
 import type { PrecisionPreset } from '../../src/model/precision.ts';
-import type { FluxInputs } from '../../src/model/reference/flux-ref.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
 import type { RotationKind } from '../../src/quant/hadamard.ts';
 import { quantizedLinear } from '../../src/quant/conv-linear.ts';
 import { loadTransformer } from '../../src/pipeline/load.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { testGpu } from '../helpers/gpu.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadForwardGolden, openSafetensors, readConfigJson } from '../model/helpers.ts';
+import { relativeL2Error } from '../helpers/random.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadTinyGolden, openSafetensors } from '../model/helpers.ts';
 
 /** The golden README: the engine's relative L2 error may be at most 1.1x the reference implementation's. */
 const ERROR_RATIO_LIMIT = 1.1;
@@ -19,19 +20,8 @@ let golden: Map<string, Float32Array>;
 let inputs: FluxInputs;
 
 beforeAll(async () => {
-  config = configFromDiffusers(await readConfigJson());
-  ({ golden, inputs } = await loadForwardGolden());
+  ({ config, golden, inputs } = await loadTinyGolden());
 });
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 async function gpuOut(path: string, preset: PrecisionPreset, rotation: RotationKind): Promise<Float32Array> {
   const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
@@ -57,9 +47,9 @@ describe('GPU transformer with ConvRot layers vs the golden references (flux-tin
   ] as const)('%s, %s rotation: error within 1.1x of %s', async (preset, rotation, refName) => {
     const out = await gpuOut(BFL_TRANSFORMER, preset, rotation);
     const exact = golden.get('out')!;
-    const error = relL2(out, exact);
+    const error = relativeL2Error(out, exact);
     errors.set(`${preset}/${rotation}`, error);
-    expect(error).toBeLessThanOrEqual(ERROR_RATIO_LIMIT * relL2(golden.get(refName)!, exact));
+    expect(error).toBeLessThanOrEqual(ERROR_RATIO_LIMIT * relativeL2Error(golden.get(refName)!, exact));
   });
 
   it('without rotation is worse than with the regular Hadamard', () => {
@@ -67,7 +57,7 @@ describe('GPU transformer with ConvRot layers vs the golden references (flux-tin
   });
 
   it('mixed precision (INT8 for the sensitive layers) is more accurate than all-INT4', async () => {
-    const error = relL2(await gpuOut(BFL_TRANSFORMER, 'mixed', 'regular'), golden.get('out')!);
+    const error = relativeL2Error(await gpuOut(BFL_TRANSFORMER, 'mixed', 'regular'), golden.get('out')!);
     expect(error).toBeLessThan(errors.get('w4a4/regular')!);
     expect(error).toBeGreaterThan(errors.get('w8a8/regular')!);
   });

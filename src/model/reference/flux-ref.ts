@@ -3,8 +3,8 @@
  * from the primitives in ops.ts and canonical parameter names (layout.ts). Every linear goes through a
  * hook, so a fake-quantized layer can replace the float one per layer name.
  */
-import { FluxError } from '../../errors.ts';
 import type { FluxConfig } from '../config.ts';
+import { checkFluxInputs, type FluxInputs } from '../inputs.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
   DOUBLE_STREAMS,
@@ -24,23 +24,6 @@ export type ParamGetter = (canonicalName: string) => Float32Array;
 
 /** The canonical linear `name` (no `.weight`) applied to x [rows, in]; returns [rows, out]. */
 export type LinearHook = (name: string, x: Float32Array, rows: number) => Float32Array;
-
-export interface FluxInputs {
-  /** Packed latent tokens [imgTokens, inChannels]. */
-  readonly img: Float32Array;
-  /** Position ids [imgTokens, axes]: (0, row, column). */
-  readonly imgIds: Float32Array;
-  /** T5 hidden states [txtTokens, contextDim]. */
-  readonly txt: Float32Array;
-  /** Position ids [txtTokens, axes]: zeros for FLUX.1. */
-  readonly txtIds: Float32Array;
-  /** Time in [0, 1] (1 = pure noise). */
-  readonly timestep: number;
-  /** CLIP pooled vector [vecDim]. */
-  readonly y: Float32Array;
-  /** Guidance scale; required by guidance-distilled models, ignored otherwise. */
-  readonly guidance?: number;
-}
 
 export interface FluxReferenceResult {
   /** Velocity prediction [imgTokens, outChannels]. */
@@ -77,25 +60,6 @@ function concatCols(a: Float32Array, aCols: number, b: Float32Array, bCols: numb
 
 function add(a: Float32Array, b: Float32Array): Float32Array {
   return a.map((v, i) => v + b[i]);
-}
-
-function checkInputs(config: FluxConfig, inputs: FluxInputs): { imgTokens: number; txtTokens: number } {
-  const axes = config.axesDim.length;
-  const tokens = (data: Float32Array, width: number, what: string): number => {
-    if (data.length === 0 || data.length % width !== 0) {
-      throw new FluxError('bad-shape', `${what}: ${data.length} values is not a whole number of ${width}-wide tokens`);
-    }
-    return data.length / width;
-  };
-  const imgTokens = tokens(inputs.img, config.inChannels, 'img');
-  const txtTokens = tokens(inputs.txt, config.contextDim, 'txt');
-  if (inputs.imgIds.length !== imgTokens * axes) throw new FluxError('bad-shape', `img_ids: expected [${imgTokens}, ${axes}], got ${inputs.imgIds.length} values`);
-  if (inputs.txtIds.length !== txtTokens * axes) throw new FluxError('bad-shape', `txt_ids: expected [${txtTokens}, ${axes}], got ${inputs.txtIds.length} values`);
-  if (inputs.y.length !== config.vecDim) throw new FluxError('bad-shape', `y: expected ${config.vecDim} values, got ${inputs.y.length}`);
-  if (config.guidanceEmbed && inputs.guidance === undefined) {
-    throw new FluxError('bad-argument', 'guidance is required: this model is guidance-distilled (it has a guidance embedder)');
-  }
-  return { imgTokens, txtTokens };
 }
 
 /** What every block needs besides its own parameters. */
@@ -191,7 +155,7 @@ function singleBlock(ctx: BlockContext, i: number, x: Float32Array): Float32Arra
 /** Runs one transformer call; `linearHook` defaults to the float linear over `getParam`. */
 export function fluxForward(config: FluxConfig, getParam: ParamGetter, inputs: FluxInputs, linearHook: LinearHook = floatLinear(getParam)): FluxReferenceResult {
   const h = config.hiddenSize;
-  const { imgTokens, txtTokens } = checkInputs(config, inputs);
+  const { imgTokens, txtTokens } = checkFluxInputs(config, inputs);
   const tokens = txtTokens + imgTokens;
   const mlp = (first: string, second: string, x: Float32Array): Float32Array => linearHook(second, silu(linearHook(first, x, 1)), 1);
 
