@@ -9,21 +9,52 @@ import type { Block } from '../kernels/block.ts';
 import { linearF32 } from '../kernels/gemm.ts';
 import type { LayerPrecision } from './precision.ts';
 
+/** Something a layer derives from an input once and shares with the input's other readers. */
+export interface SharedValue {
+  /** Gives its GPU memory back; called once every reader of the input has been recorded. */
+  release(): void;
+}
+
 /**
  * One input block read by several linears (q, k, v, the MLP projection). Quantized linears of the same
  * format and rotation share one quantized copy of it: the rotation and quantizer are the same, so computing
- * it once is exact.
+ * it once is exact. Whoever creates the input releases it after recording all its readers (work on one
+ * queue runs in order, so the memory can be reused by later dispatches of the same batch).
  */
 export class LinearInput {
-  private readonly shared = new Map<string, unknown>();
+  private readonly shared = new Map<string, SharedValue>();
 
   constructor(readonly x: Block) {}
 
   /** The value `make` produces for `key`, made once per input. */
-  async once<T>(key: string, make: () => Promise<T>): Promise<T> {
-    if (!this.shared.has(key)) this.shared.set(key, await make());
-    return this.shared.get(key) as T;
+  async once<T extends SharedValue>(key: string, make: () => Promise<T>): Promise<T> {
+    let value = this.shared.get(key);
+    if (!value) {
+      value = await make();
+      this.shared.set(key, value);
+    }
+    return value as T;
   }
+
+  release(): void {
+    for (const value of this.shared.values()) value.release();
+    this.shared.clear();
+  }
+}
+
+/** Records every reader of x (`encode` receives the shared input), then releases what they derived from it. */
+export async function withInput(x: Block, encode: (input: LinearInput) => Promise<void>): Promise<void> {
+  const input = new LinearInput(x);
+  try {
+    await encode(input);
+  } finally {
+    input.release();
+  }
+}
+
+/** Records y = layer(x) for a layer that is x's only reader. */
+export function encodeLinear(batch: CommandBatch, layer: LinearLayer, x: Block, y: Block): Promise<void> {
+  return withInput(x, (input) => layer.encode(batch, input, y));
 }
 
 export interface LinearLayer {

@@ -28,7 +28,7 @@ import {
   TOP_LEVEL,
   type DoubleStreamNames,
 } from './layout.ts';
-import { FloatLinear, LinearInput, type LinearLayer } from './linear.ts';
+import { encodeLinear, FloatLinear, withInput, type LinearLayer } from './linear.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 
 /**
@@ -223,21 +223,22 @@ export class FluxTransformer {
       mlps.push([this.top.guidanceIn, a.guidanceEmbedding]);
     }
     for (const [i, [[first, second], input]] of mlps.entries()) {
-      await first.encode(batch, new LinearInput({ tensor: input }), { tensor: hidden });
+      await encodeLinear(batch, first, { tensor: input }, { tensor: hidden });
       await silu(batch, { src: { tensor: hidden } });
-      await second.encode(batch, new LinearInput({ tensor: hidden }), { tensor: i === 0 ? vec : term });
+      await encodeLinear(batch, second, { tensor: hidden }, { tensor: i === 0 ? vec : term });
       if (i > 0) await add(batch, { x: { tensor: vec }, y: { tensor: term } });
     }
     // Every modulation linear reads silu(vec), which `term` now holds.
     await silu(batch, { src: { tensor: vec }, dst: { tensor: term } });
-    const siluVec = new LinearInput({ tensor: term });
-    for (const m of this.modulations()) await m.layer.encode(batch, siluVec, { tensor: a.modulation, col0: m.offset, cols: m.layer.outFeatures });
+    await withInput({ tensor: term }, async (siluVec) => {
+      for (const m of this.modulations()) await m.layer.encode(batch, siluVec, { tensor: a.modulation, col0: m.offset, cols: m.layer.outFeatures });
+    });
   }
 
   /** img_in on the image tokens and txt_in on the text tokens, into their rows of x. */
   async encodeEmbedding(batch: CommandBatch, acts: TransformerActivations, img: GpuTensor, txt: GpuTensor): Promise<void> {
-    await this.top.txtIn.encode(batch, new LinearInput({ tensor: txt }), rowsOf(acts.x, 0, acts.textRows));
-    await this.top.imgIn.encode(batch, new LinearInput({ tensor: img }), rowsOf(acts.x, acts.textRows, acts.imageRows));
+    await encodeLinear(batch, this.top.txtIn, { tensor: txt }, rowsOf(acts.x, 0, acts.textRows));
+    await encodeLinear(batch, this.top.imgIn, { tensor: img }, rowsOf(acts.x, acts.textRows, acts.imageRows));
   }
 
   async encodeDoubleBlock(batch: CommandBatch, index: number, acts: TransformerActivations): Promise<void> {
@@ -253,22 +254,22 @@ export class FluxTransformer {
     for (const [s, row0, rows] of streams) {
       const shift1 = s.modulation.offset;
       await layerNormModulate(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.normed, row0, rows), modulation: mod, shiftOffset: shift1, scaleOffset: shift1 + h });
-      await encodeGroup(batch, s.qkv, new LinearInput(rowsOf(acts.normed, row0, rows)), acts.qkvDouble, row0, rows);
+      await encodeGroup(batch, s.qkv, rowsOf(acts.normed, row0, rows), acts.qkvDouble, row0, rows);
     }
     await qkNormRope(batch, { qkv: acts.qkvDouble, heads: numHeads, headDim, text: block.txt.norm, image: block.img.norm, textRows: acts.textRows, cos: acts.ropeCos, sin: acts.ropeSin });
     await attention(batch, { qkv: acts.qkvDouble, heads: numHeads, headDim, out: { tensor: acts.attnDouble } });
     for (const [s, row0, rows] of streams) {
       const gate1 = s.modulation.offset + 2 * h;
-      await s.attnOut.encode(batch, new LinearInput(rowsOf(acts.attnDouble, row0, rows)), rowsOf(acts.projected, row0, rows));
+      await encodeLinear(batch, s.attnOut, rowsOf(acts.attnDouble, row0, rows), rowsOf(acts.projected, row0, rows));
       await gatedResidualAdd(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.projected, row0, rows), modulation: mod, gateOffset: gate1 });
     }
     // MLP, per stream, on the updated streams.
     for (const [s, row0, rows] of streams) {
       const shift2 = s.modulation.offset + 3 * h;
       await layerNormModulate(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.normed, row0, rows), modulation: mod, shiftOffset: shift2, scaleOffset: shift2 + h });
-      await s.mlpIn.encode(batch, new LinearInput(rowsOf(acts.normed, row0, rows)), rowsOf(acts.mlpHidden, row0, rows));
+      await encodeLinear(batch, s.mlpIn, rowsOf(acts.normed, row0, rows), rowsOf(acts.mlpHidden, row0, rows));
       await geluTanh(batch, { src: rowsOf(acts.mlpHidden, row0, rows) });
-      await s.mlpOut.encode(batch, new LinearInput(rowsOf(acts.mlpHidden, row0, rows)), rowsOf(acts.projected, row0, rows));
+      await encodeLinear(batch, s.mlpOut, rowsOf(acts.mlpHidden, row0, rows), rowsOf(acts.projected, row0, rows));
       await gatedResidualAdd(batch, { x: rowsOf(acts.x, row0, rows), y: rowsOf(acts.projected, row0, rows), modulation: mod, gateOffset: shift2 + 2 * h });
     }
   }
@@ -280,11 +281,11 @@ export class FluxTransformer {
     const rows = acts.textRows + acts.imageRows;
     const shift = block.modulation.offset;
     await layerNormModulate(batch, { x: { tensor: acts.x }, y: { tensor: acts.normed }, modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
-    await encodeGroup(batch, block.linear1, new LinearInput({ tensor: acts.normed }), acts.qkvSingle, 0, rows);
+    await encodeGroup(batch, block.linear1, { tensor: acts.normed }, acts.qkvSingle, 0, rows);
     await qkNormRope(batch, { qkv: acts.qkvSingle, heads: numHeads, headDim, text: block.norm, image: block.norm, textRows: acts.textRows, cos: acts.ropeCos, sin: acts.ropeSin });
     await attention(batch, { qkv: acts.qkvSingle, heads: numHeads, headDim, out: { tensor: acts.attnSingle, cols: h } });
     await geluTanh(batch, { src: { tensor: acts.qkvSingle, col0: 3 * h, cols: m }, dst: { tensor: acts.attnSingle, col0: h, cols: m } });
-    await block.out.encode(batch, new LinearInput({ tensor: acts.attnSingle }), { tensor: acts.projected });
+    await encodeLinear(batch, block.out, { tensor: acts.attnSingle }, { tensor: acts.projected });
     await gatedResidualAdd(batch, { x: { tensor: acts.x }, y: { tensor: acts.projected }, modulation: acts.modulation, gateOffset: shift + 2 * h });
   }
 
@@ -294,7 +295,7 @@ export class FluxTransformer {
     const image = (t: GpuTensor): Block => rowsOf(t, acts.textRows, acts.imageRows);
     const shift = this.top.finalModulation.offset;
     await layerNormModulate(batch, { x: image(acts.x), y: image(acts.normed), modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
-    await this.top.finalLinear.encode(batch, new LinearInput(image(acts.normed)), { tensor: out });
+    await encodeLinear(batch, this.top.finalLinear, image(acts.normed), { tensor: out });
   }
 
   get depthDouble(): number {
@@ -333,11 +334,11 @@ export class FluxTransformer {
   }
 }
 
-/** Rows [row0, row0 + rows) of `output`, each part into its own column range. */
-async function encodeGroup(batch: CommandBatch, group: LinearGroup, input: LinearInput, output: GpuTensor, row0: number, rows: number): Promise<void> {
-  for (const { layer, col0 } of group.parts) {
-    await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
-  }
+/** The group on x, into rows [row0, row0 + rows) of `output`, each part into its own column range. */
+function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: GpuTensor, row0: number, rows: number): Promise<void> {
+  return withInput(x, async (input) => {
+    for (const { layer, col0 } of group.parts) await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
+  });
 }
 
 /** Reads canonical tensors and turns them into GPU layers at the plan's precision. */

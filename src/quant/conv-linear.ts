@@ -1,0 +1,294 @@
+/**
+ * ConvLinear: a ConvRot linear layer y = x·Wᵀ + b on the GPU (docs/convrot.md §2), INT4 (W4A4) or INT8 (W8A8).
+ * It holds the rotated, quantized, packed weights with their per-channel scales, and the float bias. Forward
+ * rotates and quantizes the input per token (convrot_quant), multiplies in integers and dequantizes in the GEMM
+ * epilogue (gemm_int). Weights are quantized on the GPU from f32 or bf16, bit-identical to the CPU reference
+ * (src/quant/conv-linear-ref.ts).
+ *
+ * Layers that read the same input (q/k/v) share one quantized activation:
+ *   const qa = await q.quantizeInput(batch, x);
+ *   for (const [layer, y] of [[q, yq], [k, yk], [v, yv]]) await layer.forwardQuantized(batch, qa, y);
+ *   qa.release();
+ *
+ * `quantizedLinear` plugs the layer into the model (src/model/linear.ts LinearLayer) and does this sharing
+ * through LinearInput.
+ */
+import { FluxError } from '../errors.ts';
+import { CommandBatch } from '../gpu/batch.ts';
+import { createBuffer, uploadBuffer, type BufferPool } from '../gpu/buffers.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { byteSize, numel, type GpuTensor } from '../gpu/tensor.ts';
+import {
+  assertRowQuantization,
+  intGemm,
+  packedWordsPerRow,
+  prefersDot4,
+  quantizeRows,
+  type Epilogue,
+  type PackedRows,
+  type RowQuantization,
+} from '../kernels/convrot.ts';
+import { blockLayout, type Block } from '../kernels/block.ts';
+import type { LinearInput, LinearLayer } from '../model/linear.ts';
+import type { QuantizedLinearFactory } from '../model/transformer.ts';
+import type { RotationKind } from './hadamard.ts';
+import type { QuantFormatName } from './quantize.ts';
+
+/** ConvRot's rotation: the regular Hadamard matrix on groups of 256 input channels. */
+const DEFAULT_ROTATION: RotationKind = 'regular';
+const DEFAULT_GROUP_SIZE = 256;
+/** u32 words of a row's metadata: the scale and the sum of q. */
+const META_WORDS = 2;
+
+export interface ConvLinearOptions {
+  readonly precision: QuantFormatName;
+  /** Default 'regular' (ConvRot); 'sylvester' and 'none' are ablations. */
+  readonly rotation?: RotationKind;
+  /** Rotation group N0, default 256. */
+  readonly groupSize?: number;
+  /** Multiply with the dot4 built-ins; default `prefersDot4(ctx)`. */
+  readonly dot4?: boolean;
+  /** Names the layer's buffers in GPU errors. */
+  readonly label?: string;
+}
+
+export interface ForwardOptions {
+  /** What happens to y = dequantized product + bias before it is stored; default a plain store. */
+  readonly epilogue?: Epilogue;
+}
+
+/** Packed rows plus metadata of `rows` rows of `inFeatures` values. */
+function packedShapes(rows: number, inFeatures: number, q: RowQuantization): { words: number; meta: number; wordsPerRow: number } {
+  const wordsPerRow = packedWordsPerRow(inFeatures, q);
+  return { words: rows * wordsPerRow, meta: rows * META_WORDS, wordsPerRow };
+}
+
+/**
+ * An input quantized for the layers that read it: per token, packed values and (scale, Σq). Its buffers come
+ * from the context's pool; `release` returns them, and is safe as soon as the last dispatch that reads it is
+ * recorded (work on one queue runs in order).
+ */
+export class QuantizedActivation implements PackedRows {
+  private released = false;
+
+  constructor(
+    readonly packed: GpuTensor,
+    readonly meta: GpuTensor,
+    /** Tokens. */
+    readonly rows: number,
+    readonly inFeatures: number,
+    readonly quantization: RowQuantization,
+    private readonly pool: BufferPool,
+  ) {}
+
+  static async acquire(pool: BufferPool, rows: number, inFeatures: number, quantization: RowQuantization): Promise<QuantizedActivation> {
+    const { words, meta, wordsPerRow } = packedShapes(rows, inFeatures, quantization);
+    const packedBuffer = await pool.acquire(words * 4, 'quantized activation');
+    const metaBuffer = await pool.acquire(meta * 4, 'quantized activation scales');
+    return new QuantizedActivation(
+      { buffer: packedBuffer, offset: 0, shape: [rows, wordsPerRow], dtype: 'u32' },
+      { buffer: metaBuffer, offset: 0, shape: [rows, META_WORDS], dtype: 'u32' },
+      rows,
+      inFeatures,
+      quantization,
+      pool,
+    );
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.pool.release(this.packed.buffer);
+    this.pool.release(this.meta.buffer);
+  }
+}
+
+export class ConvLinear {
+  private destroyed = false;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly quantization: RowQuantization,
+    /** [outFeatures, wordsPerRow] packed weights and [outFeatures, 2] (scale, Σq). */
+    readonly weights: PackedRows,
+    /** [outFeatures] f32 */
+    readonly bias: GpuTensor | undefined,
+    readonly dot4: boolean,
+    readonly label: string,
+    /** Buffers this layer created and frees in destroy(). */
+    private readonly owned: readonly GPUBuffer[],
+  ) {}
+
+  /**
+   * Quantizes float weights w [outFeatures, inFeatures] (f32, or bf16 as checkpoints store them) on the GPU:
+   * rotate each row, per-channel absmax scale, round, pack. `w` is only read: free it once this resolves. The
+   * bias is used in place if it is already on the GPU ([outFeatures] f32, not owned), else uploaded.
+   */
+  static async fromFloat(ctx: GpuContext, w: GpuTensor, b: GpuTensor | Float32Array | undefined, opts: ConvLinearOptions): Promise<ConvLinear> {
+    const label = opts.label ?? 'conv linear';
+    if (w.shape.length !== 2 || (w.dtype !== 'f32' && w.dtype !== 'bf16')) {
+      throw new FluxError('bad-shape', `${label}: weights must be [out, in] f32 or bf16, got [${w.shape}] ${w.dtype}`);
+    }
+    const [outFeatures, inFeatures] = w.shape as [number, number];
+    if (outFeatures === 0 || inFeatures === 0) throw new FluxError('bad-shape', `${label}: empty weights [${w.shape}]`);
+    const quantization: RowQuantization = {
+      format: opts.precision,
+      rotation: opts.rotation ?? DEFAULT_ROTATION,
+      groupSize: opts.groupSize ?? DEFAULT_GROUP_SIZE,
+    };
+    assertRowQuantization(quantization);
+    if (b !== undefined && numel(b instanceof Float32Array ? [b.length] : b.shape) !== outFeatures) {
+      throw new FluxError('bad-shape', `${label}: bias has ${b instanceof Float32Array ? b.length : numel(b.shape)} values, expected ${outFeatures}`);
+    }
+    const dot4 = opts.dot4 ?? prefersDot4(ctx);
+    if (dot4 && !ctx.caps.dot4) throw new FluxError('bad-argument', `${label}: this device has no packed_4x8_integer_dot_product`);
+
+    const { words, meta, wordsPerRow } = packedShapes(outFeatures, inFeatures, quantization);
+    const owned: GPUBuffer[] = [];
+    try {
+      const packedBuffer = await createBuffer(ctx, words * 4, `${label} packed weights`);
+      owned.push(packedBuffer);
+      const metaBuffer = await createBuffer(ctx, meta * 4, `${label} weight scales`);
+      owned.push(metaBuffer);
+      let bias: GpuTensor | undefined;
+      if (b instanceof Float32Array) {
+        const biasBuffer = await uploadBuffer(ctx, b, `${label} bias`);
+        owned.push(biasBuffer);
+        bias = { buffer: biasBuffer, offset: 0, shape: [outFeatures], dtype: 'f32' };
+      } else {
+        bias = b;
+      }
+      const weights: PackedRows = {
+        packed: { buffer: packedBuffer, offset: 0, shape: [outFeatures, wordsPerRow], dtype: 'u32' },
+        meta: { buffer: metaBuffer, offset: 0, shape: [outFeatures, META_WORDS], dtype: 'u32' },
+      };
+      const batch = new CommandBatch(ctx, `${label}: quantize weights`);
+      await quantizeRows(batch, { ...quantization, role: 'weight', src: w, out: weights });
+      await batch.submit();
+      return new ConvLinear(ctx, inFeatures, outFeatures, quantization, weights, bias, dot4, label, owned);
+    } catch (e) {
+      for (const buffer of owned) buffer.destroy();
+      throw e;
+    }
+  }
+
+  /** u32 words per packed weight row (the padded K in packed words, rounded up to whole vec4s). */
+  get wordsPerRow(): number {
+    return this.weights.packed.shape[1]!;
+  }
+
+  /** Bytes of GPU memory the layer's weights, scales and bias take. */
+  get byteSize(): number {
+    return byteSize(this.weights.packed) + byteSize(this.weights.meta) + (this.bias ? byteSize(this.bias) : 0);
+  }
+
+  /**
+   * Records the rotation and quantization of x (tokens × inFeatures f32, a block of a wider matrix is fine) into
+   * `into`, or into buffers from the context's pool. Share the result between layers with the same input
+   * features and quantization (q/k/v); release it after the last forwardQuantized that reads it.
+   */
+  async quantizeInput(batch: CommandBatch, x: Block, into?: QuantizedActivation): Promise<QuantizedActivation> {
+    this.assertUsable();
+    const { rows, cols } = blockLayout(x, `${this.label}: x`);
+    if (cols !== this.inFeatures) throw new FluxError('bad-shape', `${this.label}: x has ${cols} columns, expected ${this.inFeatures}`);
+    const qa = into ?? (await QuantizedActivation.acquire(this.ctx.pool, rows, cols, this.quantization));
+    this.assertCompatible(qa, rows);
+    await quantizeRows(batch, { ...this.quantization, role: 'activation', src: x, out: qa });
+    return qa;
+  }
+
+  /** Records y = epilogue(dequant(qa · Wᵀ) + b) for y tokens × outFeatures (a block of a wider matrix is fine). */
+  async forwardQuantized(batch: CommandBatch, qa: QuantizedActivation, y: Block, opts: ForwardOptions = {}): Promise<void> {
+    this.assertUsable();
+    this.assertCompatible(qa, blockLayout(y, `${this.label}: y`).rows);
+    await intGemm(batch, {
+      format: this.quantization.format,
+      x: qa,
+      w: this.weights,
+      bias: this.bias,
+      y,
+      epilogue: opts.epilogue,
+      dot4: this.dot4,
+    });
+  }
+
+  /** Records the whole layer for an input no other layer shares: quantize x, then forwardQuantized. */
+  async forward(batch: CommandBatch, x: Block, y: Block, opts: ForwardOptions = {}): Promise<void> {
+    const qa = await this.quantizeInput(batch, x);
+    try {
+      await this.forwardQuantized(batch, qa, y, opts);
+    } finally {
+      qa.release();
+    }
+  }
+
+  /** Frees the buffers the layer created; a bias passed in as a GPU tensor stays with its owner. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const buffer of this.owned) buffer.destroy();
+  }
+
+  private assertCompatible(qa: QuantizedActivation, rows: number): void {
+    const q = qa.quantization;
+    const same = q.format === this.quantization.format && q.rotation === this.quantization.rotation && q.groupSize === this.quantization.groupSize;
+    if (!same || qa.inFeatures !== this.inFeatures) {
+      throw new FluxError(
+        'bad-argument',
+        `${this.label}: the activation was quantized for ${qa.inFeatures} features (${q.format}, ${q.rotation} ${q.groupSize}), this layer needs ${this.inFeatures} (${this.quantization.format}, ${this.quantization.rotation} ${this.quantization.groupSize})`,
+      );
+    }
+    if (qa.rows !== rows) throw new FluxError('bad-shape', `${this.label}: the activation has ${qa.rows} tokens, the block ${rows}`);
+  }
+
+  private assertUsable(): void {
+    if (this.destroyed) throw new FluxError('bad-argument', `${this.label}: used after destroy()`);
+  }
+}
+
+/** The activation of `input` quantized for `layer`, made once per input and quantization; the input releases it. */
+function sharedActivation(batch: CommandBatch, layer: ConvLinear, input: LinearInput): Promise<QuantizedActivation> {
+  const q = layer.quantization;
+  return input.once(`convrot ${q.format} ${q.rotation} ${q.groupSize}`, () => layer.quantizeInput(batch, input.x));
+}
+
+/** A ConvLinear as a model LinearLayer; it owns the bias tensor the model hands over. */
+class ConvLinearLayer implements LinearLayer {
+  constructor(
+    private readonly layer: ConvLinear,
+    private readonly bias: GpuTensor | undefined,
+  ) {}
+
+  get inFeatures(): number {
+    return this.layer.inFeatures;
+  }
+
+  get outFeatures(): number {
+    return this.layer.outFeatures;
+  }
+
+  get precision(): QuantFormatName {
+    return this.layer.quantization.format;
+  }
+
+  get weightBytes(): number {
+    return this.layer.byteSize;
+  }
+
+  async encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+    await this.layer.forwardQuantized(batch, await sharedActivation(batch, this.layer, input), y);
+  }
+
+  destroy(): void {
+    this.layer.destroy();
+    this.bias?.buffer.destroy();
+  }
+}
+
+/** The model's factory for INT8/INT4 linears (src/model/transformer.ts): quantizes the weights on the GPU. */
+export const quantizedLinear: QuantizedLinearFactory = async (ctx, weight, bias, precision, plan) => {
+  const layer = await ConvLinear.fromFloat(ctx, weight, bias, { precision, rotation: plan.rotation, groupSize: plan.groupSize });
+  return new ConvLinearLayer(layer, bias);
+};

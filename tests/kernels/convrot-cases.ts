@@ -1,0 +1,329 @@
+/**
+ * ConvRot kernels against the CPU reference (src/quant/conv-linear-ref.ts) on awkward shapes: row quantization
+ * (activations and weights) must match bit for bit, the integer GEMM must give the exact accumulators, and the
+ * whole layer must match the reference output. Shared by the Node tests and the browser page (e2e).
+ */
+import { CommandBatch } from '../../src/gpu/batch.ts';
+import { createBuffer, readBuffer, readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import type { GpuTensor } from '../../src/gpu/tensor.ts';
+import { intGemm, packedWordsPerRow, quantizeRows, type PackedRows, type RowQuantization } from '../../src/kernels/convrot.ts';
+import { ConvLinear } from '../../src/quant/conv-linear.ts';
+import {
+  convLinearRef,
+  integerGemmRef,
+  makeConvLinearRef,
+  quantizeActivationsRef,
+  quantizeWeightsRef,
+  type QuantizedMatrixRef,
+} from '../../src/quant/conv-linear-ref.ts';
+import type { RotationKind } from '../../src/quant/hadamard.ts';
+import type { QuantFormatName } from '../../src/quant/quantize.ts';
+import { maxRelError, randn, rng } from '../helpers/random.ts';
+
+/** Dequantization is the reference's f32 operations in its order; only a fused multiply-add may move a bit. */
+export const LAYER_TOLERANCE = 1e-6;
+/** GPU tanh is not correctly rounded: GELU of the layer output is compared at a looser bound. */
+export const GELU_TOLERANCE = 1e-5;
+
+/** How the float rows reach the quantizer. */
+export type RowSource = 'f32' | 'block' | 'bf16';
+
+export interface QuantCase {
+  readonly rows: number;
+  readonly cols: number;
+  readonly q: RowQuantization;
+  readonly role: 'activation' | 'weight';
+  /** f32 tensor, a column range of a wider f32 matrix, or bf16 (weights from a checkpoint). */
+  readonly source: RowSource;
+  /** These rows are all zero. */
+  readonly zeroRows?: readonly number[];
+}
+
+const q = (format: QuantFormatName, rotation: RotationKind = 'regular', groupSize = 256): RowQuantization => ({ format, rotation, groupSize });
+
+export const QUANT_CASES: readonly QuantCase[] = [
+  { rows: 1, cols: 64, q: q('int4'), role: 'activation', source: 'f32' },
+  { rows: 77, cols: 320, q: q('int4'), role: 'activation', source: 'block', zeroRows: [5] },
+  { rows: 333, cols: 3072, q: q('int4'), role: 'activation', source: 'f32' },
+  { rows: 77, cols: 3072, q: q('int8'), role: 'activation', source: 'f32', zeroRows: [0, 76] },
+  { rows: 33, cols: 15360, q: q('int4'), role: 'activation', source: 'f32' },
+  { rows: 33, cols: 320, q: q('int4', 'sylvester', 256), role: 'activation', source: 'f32' },
+  { rows: 33, cols: 100, q: q('int8', 'sylvester', 32), role: 'activation', source: 'block' },
+  { rows: 9, cols: 88, q: q('int4', 'sylvester', 2), role: 'activation', source: 'f32' },
+  { rows: 33, cols: 320, q: q('int4', 'none', 256), role: 'activation', source: 'f32' },
+  { rows: 17, cols: 80, q: q('int4', 'regular', 16), role: 'activation', source: 'f32' },
+  { rows: 17, cols: 2048, q: q('int8', 'regular', 1024), role: 'activation', source: 'f32' },
+  { rows: 40, cols: 320, q: q('int4'), role: 'weight', source: 'f32', zeroRows: [3] },
+  { rows: 70, cols: 3072, q: q('int4'), role: 'weight', source: 'bf16' },
+  { rows: 65, cols: 12288, q: q('int8'), role: 'weight', source: 'bf16' },
+  { rows: 24, cols: 64, q: q('int8', 'sylvester', 64), role: 'weight', source: 'f32' },
+  { rows: 24, cols: 104, q: q('int4', 'none', 4), role: 'weight', source: 'block' },
+];
+
+export interface QuantCaseResult {
+  /** Packed words that differ from the reference (zero words past the reference's row must stay zero). */
+  readonly wordMismatches: number;
+  readonly scaleMismatches: number;
+  readonly sumMismatches: number;
+}
+
+/** Row-major [rows, cols] test values with a few large channels, like the outliers of DiT activations. */
+export function testMatrix(rows: number, cols: number, seed: number, zeroRows: readonly number[] = []): Float32Array {
+  const v = randn(rows * cols, seed);
+  const pick = rng(seed + 7);
+  const outliers = Array.from({ length: Math.max(1, cols >> 6) }, () => Math.floor(pick() * cols));
+  for (let r = 0; r < rows; r++) for (const c of outliers) v[r * cols + c]! *= 20;
+  for (const r of zeroRows) v.fill(0, r * cols, (r + 1) * cols);
+  return v;
+}
+
+/** f32 values rounded to bf16 (upper halves kept) and the bf16 bits as the GPU stores them. */
+function toBf16(v: Float32Array): { values: Float32Array; bits: Uint16Array } {
+  const bits = new Uint16Array(v.length);
+  const words = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (let i = 0; i < v.length; i++) bits[i] = words[i]! >>> 16;
+  const values = new Float32Array(new Uint32Array(Array.from(bits, (b) => b << 16)).buffer);
+  return { values, bits };
+}
+
+function tensor(buffer: GPUBuffer, shape: number[], dtype: GpuTensor['dtype']): GpuTensor {
+  return { buffer, offset: 0, shape, dtype };
+}
+
+async function packedRows(ctx: GpuContext, rows: number, wordsPerRow: number, label: string): Promise<PackedRows> {
+  return {
+    packed: tensor(await createBuffer(ctx, rows * wordsPerRow * 4, `${label} packed`), [rows, wordsPerRow], 'u32'),
+    meta: tensor(await createBuffer(ctx, rows * 8, `${label} meta`), [rows, 2], 'u32'),
+  };
+}
+
+/** Compares packed GPU rows with the CPU reference: words (zero past the reference's row), scales, Σq. */
+export async function comparePacked(ctx: GpuContext, gpu: PackedRows, ref: QuantizedMatrixRef, rows: number): Promise<QuantCaseResult> {
+  const packed = new Uint32Array(await readBuffer(ctx, gpu.packed.buffer, gpu.packed.offset, gpu.packed.shape[0]! * gpu.packed.shape[1]! * 4));
+  const meta = await readBuffer(ctx, gpu.meta.buffer, gpu.meta.offset, rows * 8);
+  const scales = new Float32Array(meta);
+  const sums = new Int32Array(meta);
+  const wordsPerRow = gpu.packed.shape[1]!;
+  const refWords = ref.packed.length / rows;
+  let wordMismatches = 0;
+  let scaleMismatches = 0;
+  let sumMismatches = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < wordsPerRow; i++) {
+      const expected = i < refWords ? ref.packed[r * refWords + i]! : 0;
+      if (packed[r * wordsPerRow + i] !== expected) wordMismatches++;
+    }
+    if (!Object.is(scales[2 * r], ref.scales[r])) scaleMismatches++;
+    if (sums[2 * r + 1] !== ref.rowSums[r]) sumMismatches++;
+  }
+  return { wordMismatches, scaleMismatches, sumMismatches };
+}
+
+export async function runQuantCase(ctx: GpuContext, c: QuantCase, seed: number): Promise<QuantCaseResult> {
+  const { rows, cols } = c;
+  let values = testMatrix(rows, cols, seed, c.zeroRows);
+  const owned: GPUBuffer[] = [];
+  try {
+    let src: Parameters<typeof quantizeRows>[1]['src'];
+    if (c.source === 'bf16') {
+      const bf16 = toBf16(values);
+      values = bf16.values;
+      const buffer = await uploadBuffer(ctx, bf16.bits, 'rows bf16');
+      owned.push(buffer);
+      src = tensor(buffer, [rows, cols], 'bf16');
+    } else if (c.source === 'block') {
+      // The rows sit in columns [3, 3 + cols) of a wider matrix: offsets and a stride that are not multiples of 4.
+      const width = cols + 7;
+      const wide = new Float32Array(rows * width).fill(Number.NaN);
+      for (let r = 0; r < rows; r++) wide.set(values.subarray(r * cols, (r + 1) * cols), r * width + 3);
+      const buffer = await uploadBuffer(ctx, wide, 'rows block');
+      owned.push(buffer);
+      src = { tensor: tensor(buffer, [rows, width], 'f32'), col0: 3, cols };
+    } else {
+      const buffer = await uploadBuffer(ctx, values, 'rows');
+      owned.push(buffer);
+      src = tensor(buffer, [rows, cols], 'f32');
+    }
+    const out = await packedRows(ctx, rows, packedWordsPerRow(cols, c.q), 'rows');
+    owned.push(out.packed.buffer, out.meta.buffer);
+    const batch = new CommandBatch(ctx, 'convrot quant test');
+    await quantizeRows(batch, { ...c.q, role: c.role, src, out });
+    await batch.submit();
+    const ref = (c.role === 'activation' ? quantizeActivationsRef : quantizeWeightsRef)(values, rows, cols, c.q);
+    return await comparePacked(ctx, out, ref, rows);
+  } finally {
+    for (const b of owned) b.destroy();
+  }
+}
+
+export interface GemmCase {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly format: QuantFormatName;
+  readonly dot4: boolean;
+}
+
+/** [M, K, N]: one token, sizes below and past the 32 x 64 workgroup tile, K not a multiple of 256 (padded). */
+export const GEMM_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
+  [1, 64, 40],
+  [77, 320, 65],
+  [333, 3072, 70],
+];
+
+/**
+ * Runs the integer GEMM on operands quantized by the CPU reference, with every scale 1 and no bias: the output
+ * is then f32(acc), which must equal the reference accumulator exactly (rounded to f32 like the dequantization).
+ * Returns the number of differing outputs.
+ */
+export async function runGemmCase(ctx: GpuContext, c: GemmCase, seed: number): Promise<number> {
+  const opts = { format: c.format, rotation: 'regular' as const, groupSize: 256 };
+  const x = quantizeActivationsRef(testMatrix(c.m, c.k, seed), c.m, c.k, opts);
+  const w = quantizeWeightsRef(testMatrix(c.n, c.k, seed + 1), c.n, c.k, opts);
+  const wordsPerRow = packedWordsPerRow(c.k, opts);
+  const owned: GPUBuffer[] = [];
+  const upload = async (ref: QuantizedMatrixRef, rows: number): Promise<PackedRows> => {
+    const words = new Uint32Array(rows * wordsPerRow);
+    const refWords = ref.packed.length / rows;
+    for (let r = 0; r < rows; r++) words.set(ref.packed.subarray(r * refWords, (r + 1) * refWords), r * wordsPerRow);
+    const meta = new Int32Array(rows * 2);
+    for (let r = 0; r < rows; r++) {
+      meta[2 * r] = new Int32Array(Float32Array.of(1).buffer)[0]!;
+      meta[2 * r + 1] = ref.rowSums[r]!;
+    }
+    const packed = await uploadBuffer(ctx, words, 'gemm packed');
+    const metaBuffer = await uploadBuffer(ctx, meta, 'gemm meta');
+    owned.push(packed, metaBuffer);
+    return { packed: tensor(packed, [rows, wordsPerRow], 'u32'), meta: tensor(metaBuffer, [rows, 2], 'u32') };
+  };
+  try {
+    const xq = await upload(x, c.m);
+    const wq = await upload(w, c.n);
+    const y = await createBuffer(ctx, c.m * c.n * 4, 'gemm y');
+    owned.push(y);
+    const batch = new CommandBatch(ctx, 'convrot gemm test');
+    await intGemm(batch, { format: c.format, x: xq, w: wq, y: { tensor: tensor(y, [c.m, c.n], 'f32') }, dot4: c.dot4 });
+    await batch.submit();
+    const got = await readFloat32(ctx, y, 0, c.m * c.n);
+    const acc = integerGemmRef(x.packed, w.packed, c.m, c.n, x.paddedK, c.format);
+    let mismatches = 0;
+    for (let i = 0; i < acc.length; i++) if (got[i] !== Math.fround(acc[i]!)) mismatches++;
+    return mismatches;
+  } finally {
+    for (const b of owned) b.destroy();
+  }
+}
+
+export type EpilogueKind = 'none' | 'gelu-tanh' | 'gated-residual';
+
+export interface LayerCase {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly q: RowQuantization;
+  readonly bias: boolean;
+  readonly dot4: boolean;
+  readonly epilogue: EpilogueKind;
+  /** Token 0 of the input is all zero: its output must be exactly the bias. */
+  readonly zeroToken?: boolean;
+}
+
+export interface LayerCaseResult extends QuantCaseResult {
+  /** Packed weight words, scales and sums that differ from the reference. */
+  readonly weightMismatches: number;
+  readonly maxRelError: number;
+  /** With zeroToken: the outputs of token 0 that are not exactly the bias. */
+  readonly zeroTokenMismatches: number;
+}
+
+function geluTanh(v: number): number {
+  const u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+  return 0.5 * v * (1 + Math.tanh(u));
+}
+
+/** ConvLinear.fromFloat + quantizeInput + forwardQuantized against convLinearRef and its quantized operands. */
+export async function runLayerCase(ctx: GpuContext, c: LayerCase, seed: number): Promise<LayerCaseResult> {
+  const { m, k, n } = c;
+  const x = testMatrix(m, k, seed, c.zeroToken ? [0] : []);
+  const w = testMatrix(n, k, seed + 1);
+  const b = c.bias ? randn(n, seed + 2) : undefined;
+  const refOpts = { ...c.q };
+  const ref = makeConvLinearRef(w, b, n, k, refOpts);
+  let expected = convLinearRef(x, m, ref);
+  const resid = randn(m * n, seed + 3);
+  const gate = randn(n + 5, seed + 4);
+  const GATE_OFFSET = 5;
+  if (c.epilogue === 'gelu-tanh') expected = expected.map(geluTanh);
+  if (c.epilogue === 'gated-residual') expected = expected.map((v, i) => Math.fround(resid[i]! + Math.fround(gate[GATE_OFFSET + (i % n)]! * v)));
+
+  const owned: GPUBuffer[] = [];
+  let layer: ConvLinear | undefined;
+  try {
+    const wb = await uploadBuffer(ctx, w, 'layer w');
+    owned.push(wb);
+    layer = await ConvLinear.fromFloat(ctx, tensor(wb, [n, k], 'f32'), b, { precision: c.q.format, rotation: c.q.rotation, groupSize: c.q.groupSize, dot4: c.dot4 });
+    const xb = await uploadBuffer(ctx, x, 'layer x');
+    const yb = c.epilogue === 'gated-residual' ? await uploadBuffer(ctx, resid, 'layer y') : await createBuffer(ctx, m * n * 4, 'layer y');
+    const gb = await uploadBuffer(ctx, gate, 'layer gate');
+    owned.push(xb, yb, gb);
+    const batch = new CommandBatch(ctx, 'conv linear test');
+    const qa = await layer.quantizeInput(batch, { tensor: tensor(xb, [m, k], 'f32') });
+    const epilogue =
+      c.epilogue === 'gated-residual' ? { kind: c.epilogue, gate: tensor(gb, [n + GATE_OFFSET], 'f32'), gateOffset: GATE_OFFSET } : { kind: c.epilogue };
+    await layer.forwardQuantized(batch, qa, { tensor: tensor(yb, [m, n], 'f32') }, { epilogue });
+    await batch.submit();
+    const got = await readFloat32(ctx, yb, 0, m * n);
+    const act = await comparePacked(ctx, qa, quantizeActivationsRef(x, m, k, refOpts), m);
+    qa.release();
+    const wq = await comparePacked(ctx, layer.weights, quantizeWeightsRef(w, n, k, refOpts), n);
+    let zeroTokenMismatches = 0;
+    if (c.zeroToken) for (let o = 0; o < n; o++) if (got[o] !== (b ? b[o]! : 0)) zeroTokenMismatches++;
+    return {
+      ...act,
+      weightMismatches: wq.wordMismatches + wq.scaleMismatches + wq.sumMismatches,
+      maxRelError: maxRelError(got, expected),
+      zeroTokenMismatches,
+    };
+  } finally {
+    layer?.destroy();
+    for (const buf of owned) buf.destroy();
+  }
+}
+
+/**
+ * Three layers reading one input through one shared quantized activation, writing column ranges of one output
+ * (a fused q/k/v projection): returns the max relative error against three separate reference layers.
+ */
+export async function runSharedInputCase(ctx: GpuContext, m: number, k: number, n: number, q: RowQuantization, seed: number): Promise<number> {
+  const x = testMatrix(m, k, seed);
+  const ws = [1, 2, 3].map((i) => testMatrix(n, k, seed + i));
+  const expected = new Float32Array(m * 3 * n);
+  ws.forEach((w, i) => {
+    const y = convLinearRef(x, m, makeConvLinearRef(w, undefined, n, k, q));
+    for (let t = 0; t < m; t++) expected.set(y.subarray(t * n, (t + 1) * n), t * 3 * n + i * n);
+  });
+  const owned: GPUBuffer[] = [];
+  const layers: ConvLinear[] = [];
+  try {
+    for (const w of ws) {
+      const wb = await uploadBuffer(ctx, w, 'shared w');
+      owned.push(wb);
+      layers.push(await ConvLinear.fromFloat(ctx, tensor(wb, [n, k], 'f32'), undefined, { precision: q.format, rotation: q.rotation, groupSize: q.groupSize }));
+    }
+    const xb = await uploadBuffer(ctx, x, 'shared x');
+    const yb = await createBuffer(ctx, m * 3 * n * 4, 'shared y');
+    owned.push(xb, yb);
+    const batch = new CommandBatch(ctx, 'shared input test');
+    const qa = await layers[0]!.quantizeInput(batch, { tensor: tensor(xb, [m, k], 'f32') });
+    for (const [i, layer] of layers.entries()) {
+      await layer.forwardQuantized(batch, qa, { tensor: tensor(yb, [m, 3 * n], 'f32'), col0: i * n, cols: n });
+    }
+    qa.release();
+    await batch.submit();
+    return maxRelError(await readFloat32(ctx, yb, 0, m * 3 * n), expected);
+  } finally {
+    for (const layer of layers) layer.destroy();
+    for (const buf of owned) buf.destroy();
+  }
+}
