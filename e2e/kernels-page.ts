@@ -4,6 +4,7 @@
  */
 import { GpuContext } from '../src/gpu/device.ts';
 import { runAllAttentionCases } from '../tests/kernels/attention-cases.ts';
+import { runAllLayerCases } from '../tests/kernels/convrot-cases.ts';
 import { runAllElementwiseCases } from '../tests/kernels/elementwise-cases.ts';
 import { runAllEmbedCases } from '../tests/kernels/embed-cases.ts';
 import { runAllGemmCases } from '../tests/kernels/gemm-cases.ts';
@@ -13,6 +14,9 @@ import { runAllNormCases } from '../tests/kernels/norm-cases.ts';
 export interface BrowserCaseResult {
   readonly name: string;
   readonly maxRelError: number;
+  /** The case's own tolerance, where a suite's cases differ. */
+  readonly tolerance?: number;
+  /** Values that must be bit-exact and are not: writes outside a block, quantized operands unlike the reference. */
   readonly untouchedChanged?: number;
 }
 
@@ -36,6 +40,7 @@ async function run(): Promise<void> {
         elementwise: await runAllElementwiseCases(ctx),
         attention: await runAllAttentionCases(ctx),
         embed: await runAllEmbedCases(ctx),
+        convrot: (await runAllLayerCases(ctx)).map((r) => ({ name: r.name, maxRelError: r.maxRelError, tolerance: r.tolerance, untouchedChanged: r.mismatches })),
       },
     };
     status.textContent = 'done';

@@ -41,9 +41,12 @@ export class TransformerRunner {
     return this.model.ctx;
   }
 
-  /** Bytes of the activation arena currently allocated (the peak a forward pass uses besides weights). */
+  /**
+   * Peak activation memory besides weights: the arena, plus the quantized copies of linear inputs, which
+   * come from the context's buffer pool.
+   */
   get activationBytes(): number {
-    return this.arena?.bytes ?? 0;
+    return (this.arena?.bytes ?? 0) + this.ctx.pool.peakBytes;
   }
 
   async forward(inputs: FluxInputs, options: { intermediates?: boolean } = {}): Promise<TransformerOutputs> {

@@ -327,3 +327,36 @@ export async function runSharedInputCase(ctx: GpuContext, m: number, k: number, 
     for (const buf of owned) buf.destroy();
   }
 }
+
+const regular = (format: QuantFormatName, groupSize = 256): RowQuantization => ({ format, rotation: 'regular', groupSize });
+
+/** Awkward shapes, every format, rotation and epilogue, both GEMM paths. */
+export const LAYER_CASES: readonly LayerCase[] = [
+  { m: 1, k: 64, n: 40, q: regular('int4'), bias: true, dot4: false, epilogue: 'none' },
+  { m: 77, k: 320, n: 65, q: { format: 'int8', rotation: 'sylvester', groupSize: 64 }, bias: false, dot4: true, epilogue: 'gelu-tanh' },
+  { m: 333, k: 3072, n: 24, q: regular('int4'), bias: true, dot4: false, epilogue: 'gated-residual' },
+  { m: 77, k: 3072, n: 40, q: regular('int4', 1024), bias: true, dot4: false, epilogue: 'none', zeroToken: true },
+  { m: 33, k: 320, n: 70, q: { format: 'int4', rotation: 'none', groupSize: 256 }, bias: true, dot4: false, epilogue: 'none', zeroToken: true },
+  { m: 77, k: 320, n: 65, q: regular('int8'), bias: true, dot4: false, epilogue: 'none', zeroToken: true },
+];
+
+export function layerCaseName(c: LayerCase): string {
+  const zero = c.zeroToken ? ', a zero token gives the bias' : '';
+  return `M,K,N = ${c.m},${c.k},${c.n} ${c.q.format} ${c.q.rotation} ${c.q.groupSize}${c.bias ? ' bias' : ''} ${c.dot4 ? 'dot4' : 'plain'} epilogue ${c.epilogue}${zero}`;
+}
+
+export function layerTolerance(c: LayerCase): number {
+  return c.epilogue === 'gelu-tanh' ? GELU_TOLERANCE : LAYER_TOLERANCE;
+}
+
+/** Every layer case, for the browser page: error against the reference, and bit mismatches of the operands. */
+export async function runAllLayerCases(ctx: GpuContext): Promise<{ name: string; maxRelError: number; tolerance: number; mismatches: number }[]> {
+  const results = [];
+  for (const [i, c] of LAYER_CASES.entries()) {
+    if (c.dot4 && !ctx.caps.dot4) continue;
+    const r = await runLayerCase(ctx, c, 100 + 10 * i);
+    const mismatches = r.wordMismatches + r.scaleMismatches + r.sumMismatches + r.weightMismatches + r.zeroTokenMismatches;
+    results.push({ name: layerCaseName(c), maxRelError: r.maxRelError, tolerance: layerTolerance(c), mismatches });
+  }
+  return results;
+}
