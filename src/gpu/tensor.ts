@@ -23,11 +23,3 @@ export function numel(shape: readonly number[]): number {
 export function byteSize(t: Pick<GpuTensor, 'shape' | 'dtype'>): number {
   return numel(t.shape) * GPU_DTYPE_BYTES[t.dtype];
 }
-
-/** A view of the same buffer with another shape (same element count). */
-export function reshape(t: GpuTensor, shape: readonly number[]): GpuTensor {
-  if (numel(shape) !== numel(t.shape)) {
-    throw new Error(`reshape [${t.shape}] -> [${shape}]: element counts differ`);
-  }
-  return { ...t, shape };
-}

@@ -31,8 +31,6 @@ const WEIGHT_FORMATS = {
   },
 } as const;
 
-export type GemmWeightFormat = keyof typeof WEIGHT_FORMATS;
-
 export interface LinearArgs {
   /** M rows × K columns of f32 (a block of a wider matrix is fine). */
   readonly x: Block;
