@@ -15,7 +15,7 @@ import type { Block } from '../kernels/block.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
 import { toFloat32 } from '../weights/dtypes.ts';
-import type { FluxCheckpoint } from './checkpoint.ts';
+import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
@@ -395,8 +395,11 @@ class WeightLoader {
   /** One layer from canonical linears stacked by rows (they share the precision). */
   async linear(names: readonly string[]): Promise<LinearLayer> {
     const precision = this.precisionOf(names[0]!);
-    const weights = await Promise.all(names.map((n) => this.checkpoint.read(`${n}.weight`)));
-    const biases = await Promise.all(names.map((n) => this.checkpoint.readFloat32(`${n}.bias`)));
+    // One at a time: parts of a fused file tensor (BFL qkv, linear1) then come from one read of it.
+    const weights: CanonicalTensor[] = [];
+    const biases: Float32Array[] = [];
+    for (const n of names) weights.push(await this.checkpoint.read(`${n}.weight`));
+    for (const n of names) biases.push(await this.checkpoint.readFloat32(`${n}.bias`));
     const inFeatures = weights[0]!.shape[1]!;
     const outFeatures = weights.reduce((n, w) => n + w.shape[0]!, 0);
     const label = names.join('+');

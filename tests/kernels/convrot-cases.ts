@@ -4,6 +4,7 @@
  * whole layer must match the reference output. Shared by the Node tests and the browser page (e2e).
  */
 import { CommandBatch } from '../../src/gpu/batch.ts';
+import { geluTanh as geluTanhRef } from '../../src/model/reference/ops.ts';
 import { createBuffer, readBuffer, readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
@@ -237,11 +238,6 @@ export interface LayerCaseResult extends QuantCaseResult {
   readonly zeroTokenMismatches: number;
 }
 
-function geluTanh(v: number): number {
-  const u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
-  return 0.5 * v * (1 + Math.tanh(u));
-}
-
 /** ConvLinear.fromFloat + quantizeInput + forwardQuantized against convLinearRef and its quantized operands. */
 export async function runLayerCase(ctx: GpuContext, c: LayerCase, seed: number): Promise<LayerCaseResult> {
   const { m, k, n } = c;
@@ -250,11 +246,11 @@ export async function runLayerCase(ctx: GpuContext, c: LayerCase, seed: number):
   const b = c.bias ? randn(n, seed + 2) : undefined;
   const refOpts = { ...c.q };
   const ref = makeConvLinearRef(w, b, n, k, refOpts);
-  let expected = convLinearRef(x, m, ref);
+  let expected: Float32Array = convLinearRef(x, m, ref);
   const resid = randn(m * n, seed + 3);
   const gate = randn(n + 5, seed + 4);
   const GATE_OFFSET = 5;
-  if (c.epilogue === 'gelu-tanh') expected = expected.map(geluTanh);
+  if (c.epilogue === 'gelu-tanh') expected = geluTanhRef(expected);
   if (c.epilogue === 'gated-residual') expected = expected.map((v, i) => Math.fround(resid[i]! + Math.fround(gate[GATE_OFFSET + (i % n)]! * v)));
 
   const owned: GPUBuffer[] = [];
