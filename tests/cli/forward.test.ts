@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileSource } from '#platform';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { maxRelError } from '../helpers/random.ts';
+import { FLOAT_MATCH_TOLERANCE } from '../model/helpers.ts';
 import { cli, expectOneErrorLine, FIXTURES } from './helpers.ts';
 
 const INPUTS = join(FIXTURES, 'forward.safetensors');
@@ -34,7 +35,7 @@ describe('flux-w4a4 forward', () => {
     const [got, golden] = [await readAll(out), await readAll(INPUTS)];
     const expectedNames = ['out', ...[...golden.keys()].filter((n) => n.includes('_blocks.'))];
     expect([...got.keys()].sort()).toEqual(expectedNames.sort());
-    for (const name of expectedNames) expect(maxRelError(got.get(name)!, golden.get(name)!), name).toBeLessThanOrEqual(1e-4);
+    for (const name of expectedNames) expect(maxRelError(got.get(name)!, golden.get(name)!), name).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
   });
 
   it('rejects inputs that lack a reference argument, and unknown layer patterns, with one line', async () => {

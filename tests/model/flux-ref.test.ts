@@ -2,11 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { FluxConfig } from '../../src/model/config.ts';
 import type { FluxInputs } from '../../src/model/inputs.ts';
 import { fluxForward } from '../../src/model/reference/flux-ref.ts';
-import { maxRelError } from '../helpers/random.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadPlanned, loadTinyGolden } from './helpers.ts';
-
-/** The golden README's float32 match criterion. */
-const MATCH_TOLERANCE = 1e-4;
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FLOAT_MATCH_TOLERANCE, goldenErrors, goldenStreamNames, loadPlanned, loadTinyGolden } from './helpers.ts';
 
 let config: FluxConfig;
 let inputs: FluxInputs;
@@ -24,12 +20,10 @@ describe.each([
   it('matches forward.safetensors: out and every block stream within 1e-4', async () => {
     const checkpoint = await loadPlanned(path, config);
     const { out, streams } = fluxForward(config, checkpoint.float32, inputs);
-    const errors: Record<string, number> = { out: maxRelError(out, golden.get('out')!) };
-    const streamNames = [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.'));
+    const streamNames = goldenStreamNames(golden);
     expect(streamNames.length).toBe(2 * config.depthDouble + config.depthSingle);
-    expect([...streams.keys()].sort()).toEqual(streamNames.sort());
-    for (const name of streamNames) errors[name] = maxRelError(streams.get(name)!, golden.get(name)!);
-    for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(MATCH_TOLERANCE);
+    expect([...streams.keys()].sort()).toEqual(streamNames);
+    for (const [name, error] of Object.entries(goldenErrors(out, streams, golden))) expect(error, name).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
   });
 });
 

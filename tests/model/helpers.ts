@@ -8,6 +8,7 @@ import { FluxCheckpoint, type CanonicalTensor } from '../../src/model/checkpoint
 import type { WeightPlan } from '../../src/model/layout.ts';
 import { toFloat32 } from '../../src/weights/dtypes.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
+import { maxRelError } from '../helpers/random.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/flux-tiny-a/', import.meta.url));
 export const BFL_TRANSFORMER = `${FIXTURES}transformer.safetensors`;
@@ -76,4 +77,19 @@ export async function loadForwardGolden(): Promise<{ golden: Map<string, Float32
 /** flux-tiny-a's config (from its config.json) with the golden forward file and its inputs. */
 export async function loadTinyGolden(): Promise<{ config: FluxConfig; golden: Map<string, Float32Array>; inputs: FluxInputs }> {
   return { config: configFromDiffusers(await readConfigJson()), ...(await loadForwardGolden()) };
+}
+
+/** The golden README's float32 criterion: max |engine − reference| / max |reference|. */
+export const FLOAT_MATCH_TOLERANCE = 1e-4;
+
+/** The golden file's block-stream names (`double_blocks.N.img|txt`, `single_blocks.N.out`). */
+export function goldenStreamNames(golden: ReadonlyMap<string, Float32Array>): string[] {
+  return [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.')).sort();
+}
+
+/** maxRelError of `out` and of every golden block stream, by name. */
+export function goldenErrors(out: Float32Array, streams: ReadonlyMap<string, Float32Array>, golden: ReadonlyMap<string, Float32Array>): Record<string, number> {
+  const errors: Record<string, number> = { out: maxRelError(out, golden.get('out')!) };
+  for (const name of goldenStreamNames(golden)) errors[name] = maxRelError(streams.get(name)!, golden.get(name)!);
+  return errors;
 }

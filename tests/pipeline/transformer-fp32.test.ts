@@ -6,12 +6,8 @@ import { makeQuantPlan } from '../../src/model/precision.ts';
 import { FluxTransformer } from '../../src/model/transformer.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { testGpu } from '../helpers/gpu.ts';
-import { maxRelError } from '../helpers/random.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadTinyGolden, openSafetensors } from '../model/helpers.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FLOAT_MATCH_TOLERANCE, goldenErrors, goldenStreamNames, loadTinyGolden, openSafetensors } from '../model/helpers.ts';
 import type { FluxInputs } from '../../src/model/inputs.ts';
-
-/** The golden README's float32 match criterion. */
-const MATCH_TOLERANCE = 1e-4;
 
 let config: FluxConfig;
 let golden: Map<string, Float32Array>;
@@ -33,11 +29,8 @@ describe.each([
     const runner = new TransformerRunner(model);
     try {
       const { out, streams } = await runner.forward(inputs, { intermediates: true });
-      const errors: Record<string, number> = { out: maxRelError(out, golden.get('out')!) };
-      const streamNames = [...golden.keys()].filter((n) => n.startsWith('double_blocks.') || n.startsWith('single_blocks.'));
-      expect([...streams.keys()].sort()).toEqual(streamNames.sort());
-      for (const name of streamNames) errors[name] = maxRelError(streams.get(name)!, golden.get(name)!);
-      for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(MATCH_TOLERANCE);
+      expect([...streams.keys()].sort()).toEqual(goldenStreamNames(golden));
+      for (const [name, error] of Object.entries(goldenErrors(out, streams, golden))) expect(error, name).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
     } finally {
       runner.dispose();
       model.destroy();

@@ -16,11 +16,8 @@ import { blobSource } from '../../src/weights/sources.ts';
 import { bflToDiffusers, randomBflCheckpoint } from '../helpers/flux-checkpoints.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { maxRelError, randn } from '../helpers/random.ts';
-import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, openSafetensors, readConfigJson } from '../model/helpers.ts';
+import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FLOAT_MATCH_TOLERANCE, openSafetensors, readConfigJson } from '../model/helpers.ts';
 import { configFromDiffusers } from '../../src/model/config.ts';
-
-/** The golden README's float32 match criterion. */
-const MATCH_TOLERANCE = 1e-4;
 
 /** FLUX.1's head geometry with 2 heads, a schnell-like model (no guidance embedding). */
 const SCHNELL_LIKE: FluxConfig = validateConfig({
@@ -82,9 +79,9 @@ describe('GPU transformer on a generated model (head dim 128, axes [16, 56, 56],
     const params = new Map<string, Float32Array>();
     for (const name of checkpoint.plan.params.keys()) params.set(name, await checkpoint.readFloat32(name));
     const cpu = fluxForward(SCHNELL_LIKE, (n) => params.get(n)!, inputs);
-    expect(maxRelError(gpu.out, cpu.out)).toBeLessThanOrEqual(MATCH_TOLERANCE);
+    expect(maxRelError(gpu.out, cpu.out)).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
     expect(gpu.streams.size).toBe(2 * SCHNELL_LIKE.depthDouble + SCHNELL_LIKE.depthSingle);
-    for (const [name, stream] of gpu.streams) expect(maxRelError(stream, cpu.streams.get(name)!), name).toBeLessThanOrEqual(MATCH_TOLERANCE);
+    for (const [name, stream] of gpu.streams) expect(maxRelError(stream, cpu.streams.get(name)!), name).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
   });
 
   it('gives the identical output from the model converted to the diffusers layout', async () => {
