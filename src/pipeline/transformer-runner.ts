@@ -21,6 +21,8 @@ export interface TransformerOutputs {
 }
 
 interface Arena extends TransformerActivations {
+  /** Position ids the RoPE tables currently hold. */
+  ropeIds: Float32Array | undefined;
   readonly buffers: readonly GPUBuffer[];
   readonly bytes: number;
   readonly img: GpuTensor;
@@ -56,9 +58,13 @@ export class TransformerRunner {
     const ids = new Float32Array(inputs.txtIds.length + inputs.imgIds.length);
     ids.set(inputs.txtIds);
     ids.set(inputs.imgIds, inputs.txtIds.length);
-    const rope = ropeTable(ids, textRows + imageRows, config.axesDim, config.theta);
-    writeBuffer(this.ctx, arena.ropeCos.buffer, 0, rope.cos);
-    writeBuffer(this.ctx, arena.ropeSin.buffer, 0, rope.sin);
+    // Every denoising step passes the same ids: the table is computed and uploaded once per position set.
+    if (!sameValues(ids, arena.ropeIds)) {
+      const rope = ropeTable(ids, textRows + imageRows, config.axesDim, config.theta);
+      writeBuffer(this.ctx, arena.ropeCos.buffer, 0, rope.cos);
+      writeBuffer(this.ctx, arena.ropeSin.buffer, 0, rope.sin);
+      arena.ropeIds = ids;
+    }
     writeBuffer(this.ctx, arena.img.buffer, 0, inputs.img);
     if (textRows > 0) writeBuffer(this.ctx, arena.txt.buffer, 0, inputs.txt);
     writeBuffer(this.ctx, arena.pooled.buffer, 0, inputs.y);
@@ -141,6 +147,7 @@ export class TransformerRunner {
         mlpHidden: await tensor('mlp hidden', [rows, m], qkvSingle.buffer),
         attnSingle,
         attnDouble: await tensor('attention', [rows, h], attnSingle.buffer),
+        ropeIds: undefined,
         ropeCos: await tensor('rope cos', [rows, headDim / 2]),
         ropeSin: await tensor('rope sin', [rows, headDim / 2]),
         modulation: await tensor('modulation', [this.model.modulationSize]),
@@ -160,4 +167,8 @@ export class TransformerRunner {
       throw e;
     }
   }
+}
+
+function sameValues(a: Float32Array, b: Float32Array | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 }
