@@ -10,7 +10,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { prefersDot4 } from '../kernels/convrot.ts';
 import { linearF32 } from '../kernels/gemm.ts';
-import { ConvLinear } from '../quant/conv-linear.ts';
+import { ConvLinear } from '../nn/conv-linear.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { FluxError } from '../errors.ts';
 import { formatBytes } from '../gpu/buffers.ts';
 import { PRECISION_PRESETS, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
-import { quantizedLinear } from '../quant/conv-linear.ts';
+import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import type { FluxInputs } from '../model/inputs.ts';

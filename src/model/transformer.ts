@@ -28,7 +28,7 @@ import {
   TOP_LEVEL,
   type DoubleStreamNames,
 } from './layout.ts';
-import { encodeLinear, FloatLinear, withInput, type LinearLayer } from './linear.ts';
+import { encodeLinear, FloatLinear, withInput, type LinearLayer } from '../nn/linear.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 
 /**

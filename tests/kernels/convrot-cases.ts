@@ -9,7 +9,7 @@ import { createBuffer, readBuffer, readFloat32, uploadBuffer } from '../../src/g
 import type { GpuContext } from '../../src/gpu/device.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
 import { intGemm, packedWordsPerRow, quantizeRows, type PackedRows, type RowQuantization } from '../../src/kernels/convrot.ts';
-import { ConvLinear } from '../../src/quant/conv-linear.ts';
+import { ConvLinear } from '../../src/nn/conv-linear.ts';
 import {
   convLinearRef,
   integerGemmRef,

@@ -3,7 +3,7 @@ import { FluxError } from '../../src/errors.ts';
 import { uploadBuffer } from '../../src/gpu/buffers.ts';
 import { GpuContext } from '../../src/gpu/device.ts';
 import { prefersDot4 } from '../../src/kernels/convrot.ts';
-import { ConvLinear } from '../../src/quant/conv-linear.ts';
+import { ConvLinear } from '../../src/nn/conv-linear.ts';
 import type { QuantFormatName } from '../../src/quant/quantize.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { LAYER_CASES, layerCaseName, layerTolerance, runLayerCase, runSharedInputCase } from './convrot-cases.ts';

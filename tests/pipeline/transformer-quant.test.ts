@@ -5,7 +5,7 @@ import type { FluxConfig } from '../../src/model/config.ts';
 import type { PrecisionPreset } from '../../src/model/precision.ts';
 import type { FluxInputs } from '../../src/model/inputs.ts';
 import type { RotationKind } from '../../src/quant/hadamard.ts';
-import { quantizedLinear } from '../../src/quant/conv-linear.ts';
+import { quantizedLinear } from '../../src/nn/conv-linear.ts';
 import { loadTransformer } from '../../src/pipeline/load.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -7,7 +7,7 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import type { Block } from '../kernels/block.ts';
 import { linearF32 } from '../kernels/gemm.ts';
-import type { LayerPrecision } from './precision.ts';
+import type { LayerPrecision } from '../model/precision.ts';
 
 /** Something a layer derives from an input once and shares with the input's other readers. */
 export interface SharedValue {

@@ -10,7 +10,7 @@
  *   for (const [layer, y] of [[q, yq], [k, yk], [v, yv]]) await layer.forwardQuantized(batch, qa, y);
  *   qa.release();
  *
- * `quantizedLinear` plugs the layer into the model (src/model/linear.ts LinearLayer) and does this sharing
+ * `quantizedLinear` plugs the layer into the model (src/nn/linear.ts LinearLayer) and does this sharing
  * through LinearInput.
  */
 import { FluxError } from '../errors.ts';
@@ -29,10 +29,10 @@ import {
   type RowQuantization,
 } from '../kernels/convrot.ts';
 import { blockLayout, type Block } from '../kernels/block.ts';
-import type { LinearInput, LinearLayer } from '../model/linear.ts';
+import type { LinearInput, LinearLayer } from './linear.ts';
 import type { QuantizedLinearFactory } from '../model/transformer.ts';
-import type { RotationKind } from './hadamard.ts';
-import type { QuantFormatName } from './quantize.ts';
+import type { RotationKind } from '../quant/hadamard.ts';
+import type { QuantFormatName } from '../quant/quantize.ts';
 
 /** ConvRot's rotation: the regular Hadamard matrix on groups of 256 input channels. */
 const DEFAULT_ROTATION: RotationKind = 'regular';
