@@ -20,9 +20,17 @@ export const ROTATION_KINDS: readonly RotationKind[] = ['regular', 'sylvester', 
 /** ConvRot's default rotation block (N0). */
 export const DEFAULT_GROUP_SIZE = 256;
 
+/** Canonical linear name → precision: what a preset expands to, or what automatic selection produced. */
+export type PrecisionMap = ReadonlyMap<string, LayerPrecision>;
+
 export interface QuantPlan {
   /** Every canonical linear of the model, by name (no `.weight`). */
-  readonly layers: ReadonlyMap<string, LayerPrecision>;
+  readonly layers: PrecisionMap;
+  /**
+   * Rank of the float low-rank branch per quantized linear (docs/quality-methods.md); absent or 0 is none.
+   * Float layers have no branch.
+   */
+  readonly ranks?: ReadonlyMap<string, number>;
   readonly rotation: RotationKind;
   /** Rotation block size along the input dimension of quantized layers. */
   readonly groupSize: number;
@@ -35,7 +43,10 @@ export interface PrecisionOverride {
 }
 
 export interface QuantPlanOptions {
-  readonly preset: PrecisionPreset;
+  /** A preset name, or a whole map (e.g. from automatic selection) over the block linears. */
+  readonly preset: PrecisionPreset | PrecisionMap;
+  /** Low-rank branch ranks of quantized block linears. */
+  readonly ranks?: ReadonlyMap<string, number>;
   /** Applied in order after the preset; later ones win. */
   readonly overrides?: readonly PrecisionOverride[];
   readonly rotation?: RotationKind;
@@ -92,8 +103,8 @@ export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): Qu
   const rotation = options.rotation ?? 'regular';
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
   assertRotationSize(rotation, groupSize);
-  const layers = presetPrecisions(options.preset, config);
   const quantizable = blockLinearNames(config);
+  const layers = typeof options.preset === 'string' ? presetPrecisions(options.preset, config) : mapPrecisions(options.preset, config, quantizable);
   for (const { pattern, precision } of options.overrides ?? []) {
     const matched = quantizable.filter((name) => globMatch(pattern, name));
     if (matched.length === 0) {
@@ -101,5 +112,27 @@ export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): Qu
     }
     for (const name of matched) layers.set(name, precision);
   }
-  return { layers, rotation, groupSize };
+  const ranks = options.ranks && checkedRanks(options.ranks, config, layers);
+  return { layers, ranks, rotation, groupSize };
+}
+
+/** A given map completed to every linear: block linears it leaves out stay float, the rest are always float. */
+function mapPrecisions(map: PrecisionMap, config: FluxConfig, quantizable: readonly string[]): Map<string, LayerPrecision> {
+  const blocks = new Set(quantizable);
+  for (const [name, precision] of map) {
+    if (precision !== 'float' && !blocks.has(name)) throw new FluxError('bad-argument', `precision map: "${name}" is not a block linear of this model; only those can be ${precision}`);
+  }
+  return new Map(canonicalLinears(config).map((l) => [l.name, map.get(l.name) ?? 'float']));
+}
+
+function checkedRanks(ranks: ReadonlyMap<string, number>, config: FluxConfig, layers: PrecisionMap): ReadonlyMap<string, number> {
+  const shapes = new Map(canonicalLinears(config).map((l) => [l.name, l]));
+  for (const [name, rank] of ranks) {
+    const linear = shapes.get(name);
+    if (!linear) throw new FluxError('bad-argument', `low-rank ranks: no linear "${name}" in this model`);
+    const limit = Math.min(linear.inFeatures, linear.outFeatures);
+    if (!Number.isInteger(rank) || rank < 0 || rank > limit) throw new FluxError('bad-argument', `low-rank rank of ${name} must be an integer in [0, ${limit}], got ${rank}`);
+    if (rank > 0 && layers.get(name) === 'float') throw new FluxError('bad-argument', `low-rank rank given for ${name}, which is float (the branch only helps quantized layers)`);
+  }
+  return ranks;
 }
