@@ -5,11 +5,14 @@
 import { isFluxError } from '../errors.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { benchCommand } from './bench.ts';
+import { calibrateCommand } from './calibrate.ts';
 import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
+import { reportCommand } from './report.ts';
+import { smoothCommand } from './smooth.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand];
+const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand, calibrateCommand, smoothCommand, reportCommand];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;
