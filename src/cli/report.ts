@@ -1,7 +1,7 @@
 /** `report`: every quantization method measured against the float model (CPU reference), as a table or JSON. */
 import { DEFAULT_INT8_FRACTION, measureSensitivity } from '../model/quality/auto-precision.ts';
 import { calibrate } from '../model/quality/calibration.ts';
-import { DEFAULT_REPORT_RANK, formatReport, qualityReport } from '../model/quality/report.ts';
+import { DEFAULT_REPORT_RANK, formatReport, qualityReport, REPORT_METHOD_IDS } from '../model/quality/report.ts';
 import { findCalibration, loadHostModel } from '../pipeline/quality.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine } from './gpu.ts';
@@ -15,12 +15,13 @@ const DEFAULT_EVALUATION = 'random:1:101';
 export const reportCommand: Command = {
   name: 'report',
   summary: 'quality of every quantization method (float, W8A8, W4A4 rotations, smoothing, low-rank, mixed, auto)',
-  usage: 'report --model <file|folder> [--config config.json] [--inputs <in.safetensors>|random[:calls[:seed]]] [--calib <calibration.safetensors>] [--alpha 0.5] [--rank 8] [--auto 0.2] [--json]',
+  usage: 'report --model <file|folder> [--config config.json] [--inputs <in.safetensors>|random[:calls[:seed]]] [--calib <calibration.safetensors>] [--alpha 0.5] [--rank 8] [--auto 0.2] [--methods <id,...>] [--json]',
   details: [
     `Relative L2 error and cosine similarity of the transformer output against the float model on --inputs (default`,
     `${DEFAULT_EVALUATION}), fake-quantized on the CPU as the golden references are, and the weight bytes the GPU`,
     'engine holds. Smoothing and auto precision use the calibration next to the model (or --calib); without one',
-    `the model is calibrated on ${FALLBACK_CALIBRATION} first. --json prints the rows as JSON instead of the table.`,
+    `the model is calibrated on ${FALLBACK_CALIBRATION} first. --methods picks rows by id (${REPORT_METHOD_IDS.join(', ')}).`,
+    '--json prints the report as JSON instead of the table.',
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -30,6 +31,7 @@ export const reportCommand: Command = {
     alpha: { type: 'string', default: '0.5' },
     rank: { type: 'string', default: String(DEFAULT_REPORT_RANK) },
     auto: { type: 'string', default: String(DEFAULT_INT8_FRACTION) },
+    methods: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
   positionals: { min: 0, max: 0 },
@@ -42,6 +44,9 @@ export const reportCommand: Command = {
     const autoFraction = Number(values.auto);
     if (values.auto === '' || !(autoFraction >= 0 && autoFraction <= 1)) throw new UsageError(`--auto must be a fraction in [0, 1] (got "${String(values.auto)}")`);
 
+    const only = typeof values.methods === 'string' ? values.methods.split(',').filter((m) => m !== '') : undefined;
+    const unknown = only?.find((m) => !REPORT_METHOD_IDS.includes(m));
+    if (unknown !== undefined) throw new UsageError(`--methods: unknown method "${unknown}" (one of ${REPORT_METHOD_IDS.join(', ')})`);
     const host = await loadHostModel(model, values.config as string | undefined);
     const { calls, source } = await readInputsSpec(String(values.inputs), host.config);
     let calibration = await findCalibration(model, host.config, values.calib as string | undefined);
@@ -61,6 +66,7 @@ export const reportCommand: Command = {
       alpha,
       rank,
       autoFraction,
+      only,
       floatValueBytes: host.floatValueBytes,
       onProgress: (done, total, method) => progressLine(`measuring ${done}/${total} ${method}`),
     });

@@ -21,6 +21,8 @@ export const DEFAULT_INT8_FRACTION = 0.2;
 export interface SensitivityOptions {
   readonly rotation?: RotationKind;
   readonly groupSize?: number;
+  /** Only these block linears (default all). */
+  readonly layers?: readonly string[];
   readonly onProgress?: (done: number, total: number, layer: string) => void;
 }
 
@@ -29,7 +31,10 @@ export interface SensitivityOptions {
  * so the calls before it replay the all-INT8 run's outputs instead of recomputing them.
  */
 export function measureSensitivity(config: FluxConfig, params: CanonicalParams, inputs: readonly FluxInputs[], options: SensitivityOptions = {}): Map<string, number> {
-  const names = canonicalLinears(config).filter((l) => l.role === 'block').map((l) => l.name);
+  const blocks = canonicalLinears(config).filter((l) => l.role === 'block').map((l) => l.name);
+  const unknown = options.layers?.find((name) => !blocks.includes(name));
+  if (unknown) throw new FluxError('bad-argument', `sensitivity: "${unknown}" is not a block linear of this model`);
+  const names = options.layers ?? blocks;
   const plan = (int4?: string): QuantPlan =>
     makeQuantPlan(config, { preset: 'w8a8', rotation: options.rotation, groupSize: options.groupSize, overrides: int4 ? [{ pattern: int4, precision: 'int4' }] : [] });
   const getParam = paramGetter(params);

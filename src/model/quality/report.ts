@@ -21,6 +21,22 @@ export const REPORT_BYTE_BUDGET = 1.25;
 /** The method every other is compared with: ConvRot W4A4, regular Hadamard 256. */
 export const BASELINE_METHOD = 'w4a4-regular';
 
+/** Row ids of the report, in table order. */
+export const REPORT_METHOD_IDS: readonly string[] = [
+  'float',
+  'w8a8-regular',
+  'w4a4-none',
+  'w4a4-sylvester',
+  BASELINE_METHOD,
+  'smooth-none',
+  'smooth-regular',
+  'lowrank-regular',
+  'smooth-lowrank-regular',
+  'mixed',
+  'auto',
+  'smooth-auto',
+];
+
 /** One method: its plan and the parameters it runs on (smoothed or the checkpoint's own). */
 export interface ReportMethod {
   readonly id: string;
@@ -46,8 +62,11 @@ export interface QualityReport {
   readonly inputs: string;
   /** Name of the scorer's column, when there is one. */
   readonly scoreName?: string;
-  /** The lowest-error quantized method within REPORT_BYTE_BUDGET × the W4A4 bytes, and its gain over W4A4. */
-  readonly best: { readonly id: string; readonly errorReduction: number };
+  /**
+   * The lowest-error quantized method within REPORT_BYTE_BUDGET × the W4A4 bytes, and its error reduction
+   * against plain W4A4 regular 256 (when both are in the report).
+   */
+  readonly best?: { readonly id: string; readonly errorReduction: number };
 }
 
 export interface ReportOptions {
@@ -89,6 +108,7 @@ export function reportMethods(config: FluxConfig, params: CanonicalParams, calib
     { id: 'auto', label: `auto, ${fraction} of parameters INT8`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration), fraction)), params: () => params },
     { id: 'smooth-auto', label: `smooth + auto ${fraction}`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration), fraction)), params: smooth },
   ];
+  if (methods.some((m, i) => m.id !== REPORT_METHOD_IDS[i])) throw new Error('REPORT_METHOD_IDS is out of date');
   return methods.filter((m) => !options.only || options.only.includes(m.id)).map((m) => ({ id: m.id, label: m.label, plan: m.make(), params: m.params() }));
 }
 
@@ -121,13 +141,13 @@ export async function qualityReport(
   }
   const baseline = rows.find((r) => r.id === BASELINE_METHOD);
   const candidates = rows.filter((r) => r.id !== 'float' && r.bytesVsW4a4 <= REPORT_BYTE_BUDGET);
-  const best = candidates.reduce((a, b) => (b.relativeL2 < a.relativeL2 ? b : a), candidates[0]!);
+  const best = candidates.reduce<ReportRow | undefined>((a, b) => (a === undefined || b.relativeL2 < a.relativeL2 ? b : a), undefined);
   return {
     rows,
     calls: inputs.length,
     inputs: inputsSource,
     scoreName: options.scorer?.name,
-    best: { id: best.id, errorReduction: baseline ? 1 - best.relativeL2 / baseline.relativeL2 : 0 },
+    best: best && baseline ? { id: best.id, errorReduction: 1 - best.relativeL2 / baseline.relativeL2 } : undefined,
   };
 }
 
@@ -149,11 +169,10 @@ export function formatReport(report: QualityReport): string {
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
-  const best = report.rows.find((r) => r.id === report.best.id)!;
-  lines.push(
-    '',
-    `Errors against the float model over ${report.calls} call(s) (${report.inputs}). Best within ${REPORT_BYTE_BUDGET}× the W4A4 bytes: ` +
-      `${best.label}, ${(report.best.errorReduction * 100).toFixed(1)} % lower error than W4A4 regular 256.`,
-  );
+  lines.push('', `Errors against the float model over ${report.calls} call(s) (${report.inputs}).`);
+  const best = report.rows.find((r) => r.id === report.best?.id);
+  if (best && report.best) {
+    lines[lines.length - 1] += ` Best within ${REPORT_BYTE_BUDGET}× the W4A4 bytes: ${best.label}, ${(report.best.errorReduction * 100).toFixed(1)} % lower error than W4A4 regular 256.`;
+  }
   return lines.join('\n');
 }
