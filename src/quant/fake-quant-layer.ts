@@ -4,10 +4,9 @@
  * quantizes its input. Same math, same float operations, as fakeQuantLinearRef (conv-linear-ref.ts), plus an
  * optional low-rank float branch (low-rank.ts): y = fq(x)·fq(R)ᵀ + b + (x·L2ᵀ)·L1ᵀ.
  */
-import { bf16ToF32, f32ToBf16 } from '../weights/dtypes.ts';
 import { linearRef, type ConvRotOptions } from './conv-linear-ref.ts';
 import { blockRotateRows } from './hadamard.ts';
-import { lowRankSplit, type LowRankSplit } from './low-rank.ts';
+import { lowRankSplit, roundToBf16, type LowRankSplit } from './low-rank.ts';
 import { dequantizeRows, quantFormat, quantizeActivationRows, quantizeWeightRows } from './quantize.ts';
 import { assertMatrix } from './shape.ts';
 
@@ -15,9 +14,6 @@ export interface FakeQuantLayerOptions extends ConvRotOptions {
   /** Rank of the float branch; 0 (default) is none. */
   readonly rank?: number;
 }
-
-/** The branch is stored as bf16 (half the bytes of f32, the same exponent range as the weights). */
-export const roundToBf16 = (v: number): number => bf16ToF32(f32ToBf16(v));
 
 export class FakeQuantLinear {
   private constructor(

@@ -9,6 +9,7 @@
  * then the small matrix B = Qᵀ·W is diagonalised through B·Bᵀ (cyclic Jacobi). In f64 throughout.
  */
 import { FluxError } from '../errors.ts';
+import { bf16ToF32, f32ToBf16 } from '../weights/dtypes.ts';
 import { assertMatrix } from './shape.ts';
 
 /** Extra random directions beyond the rank: they make the captured subspace accurate for the top r. */
@@ -18,6 +19,9 @@ const POWER_ITERATIONS = 4;
 const JACOBI_SWEEPS = 60;
 /** Seed of Ω: the same weights always give the same split. */
 const SKETCH_SEED = 0x5eed;
+
+/** The engine stores the branch as bf16 (half the bytes of f32, the exponent range of the weights). */
+export const roundToBf16 = (v: number): number => bf16ToF32(f32ToBf16(v));
 
 export interface LowRankSplit {
   readonly rank: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fakeQuantLinearRef } from '../../src/quant/conv-linear-ref.ts';
-import { FakeQuantLinear, roundToBf16 } from '../../src/quant/fake-quant-layer.ts';
-import { lowRankSplit } from '../../src/quant/low-rank.ts';
+import { FakeQuantLinear } from '../../src/quant/fake-quant-layer.ts';
+import { lowRankSplit, roundToBf16 } from '../../src/quant/low-rank.ts';
 import { randn, relativeL2Error } from '../helpers/random.ts';
 
 /** Orthonormal columns [rows, cols] from a seeded Gaussian matrix (Gram-Schmidt). */
