@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { formatBytes } from '../gpu/buffers.ts';
 import type { FluxCheckpoint } from '../model/checkpoint.ts';
-import type { PrecisionOverride, PrecisionPreset } from '../model/precision.ts';
+import { decodePrecisionMap, type PrecisionMap, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
 import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
 import { quantizedLinear } from '../nn/conv-linear.ts';
@@ -11,6 +11,7 @@ import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts'
 import { checkpointFromParams, loadHostModel } from '../pipeline/quality.ts';
 import { TransformerRunner } from '../pipeline/transformer-runner.ts';
 import { encodeSafetensors } from '../weights/safetensors-writer.ts';
+import { readJson } from '../weights/sources.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
 import { readInputs } from './inputs.ts';
@@ -33,7 +34,7 @@ export const forwardCommand: Command = {
   summary: 'run one transformer call on the GPU from reference-style inputs and write the output',
   usage:
     'forward --model <file|folder> [--config config.json] --inputs <in.safetensors> --out <out.safetensors> ' +
-    '[--precision fp32|w8a8|w4a4|mixed|auto[:fraction]] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... ' +
+    '[--precision fp32|w8a8|w4a4|mixed|auto[:fraction]|<map.json>] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... ' +
     '[--smooth [--alpha 0.5]] [--calib <calibration.safetensors>] [--intermediates]',
   details: [
     'Inputs are named as the reference Flux.forward arguments: img, img_ids, txt, txt_ids, timesteps, y and,',
@@ -42,7 +43,8 @@ export const forwardCommand: Command = {
     'diffusers-style layer names (e.g. "single_transformer_blocks.*.proj_out"), repeatable or comma-separated.',
     '--precision auto[:fraction] keeps the most sensitive block linears at INT8 within that share of the',
     'parameters (default 0.2) and --smooth folds SmoothQuant into the weights first; both read the calibration',
-    "file ('flux-w4a4 calibrate'), by default the one next to the model.",
+    "file ('flux-w4a4 calibrate'), by default the one next to the model. A .json precision map (calibrate",
+    '--precision-map) gives every block linear its precision, low-rank rank, rotation and group.',
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -68,10 +70,12 @@ export const forwardCommand: Command = {
     const model = required('model');
     const inputsPath = required('inputs');
     const outPath = required('out');
-    const spec = precisionSpec(String(values.precision));
+    const precisionText = String(values.precision);
+    const mapFile = precisionText.endsWith('.json') ? decodePrecisionMap(await readJson(precisionText), precisionText) : undefined;
+    const spec = mapFile ? undefined : precisionSpec(precisionText);
     const alpha = parseAlpha(values.alpha);
-    const rotation = oneOf('rotation', String(values.rotation), ROTATIONS);
-    const groupSize = Number(values.group);
+    const rotation = mapFile?.rotation ?? oneOf('rotation', String(values.rotation), ROTATIONS);
+    const groupSize = mapFile?.groupSize ?? Number(values.group);
     if (!Number.isInteger(groupSize) || groupSize <= 0) throw new UsageError(`--group must be a positive integer (got "${String(values.group)}")`);
     const overrides: PrecisionOverride[] = ((values['int8-layers'] as string[] | undefined) ?? [])
       .flatMap((v) => v.split(','))
@@ -81,24 +85,24 @@ export const forwardCommand: Command = {
     const inputs = await readInputs(inputsPath);
     const configPath = values.config as string | undefined;
     let checkpoint: FluxCheckpoint;
-    let preset: PrecisionPreset | ReadonlyMap<string, 'float' | 'int8' | 'int4'>;
-    if ('preset' in spec && !values.smooth) {
-      checkpoint = await openTransformerCheckpoint(model, configPath);
-      preset = spec.preset;
-    } else {
+    let preset: PrecisionPreset | PrecisionMap | undefined = mapFile?.preset ?? (spec && 'preset' in spec ? spec.preset : undefined);
+    if (preset !== undefined && !values.smooth) checkpoint = await openTransformerCheckpoint(model, configPath);
+    else {
       // Smoothing and automatic precision work from the parameters in host memory and the calibration.
       const host = await loadHostModel(model, configPath);
       const calibration = await calibrationFor(model, host.config, values.calib as string | undefined);
-      preset = resolvePrecisionSpec(spec, host.config, calibration.sensitivity);
+      preset ??= resolvePrecisionSpec(spec!, host.config, calibration.sensitivity);
       const params = values.smooth ? smoothParams(host.config, host.params, calibration, { alpha }) : host.params;
       checkpoint = await checkpointFromParams(params, host, values.smooth ? `${model} (smoothed)` : model);
     }
+    const plannedPreset = preset;
     await withGpu(async (ctx) => {
       const loadStart = performance.now();
       let transformer;
       try {
         transformer = await loadTransformer(ctx, checkpoint, {
-          preset,
+          preset: plannedPreset,
+          ranks: mapFile?.ranks,
           rotation,
           groupSize,
           overrides,
@@ -122,7 +126,7 @@ export const forwardCommand: Command = {
         }
         const metadata = { precision: String(values.precision), smooth: String(Boolean(values.smooth)), rotation, group: String(groupSize), adapter: ctx.adapter.description || ctx.adapter.vendor };
         await writeFile(outPath, encodeSafetensors(tensors, metadata));
-        const quantization = preset === 'fp32' ? preset : `${String(values.precision)}${values.smooth ? ' smoothed' : ''}, ${rotation} ${groupSize}`;
+        const quantization = plannedPreset === 'fp32' ? plannedPreset : `${String(values.precision)}${values.smooth ? ' smoothed' : ''}, ${rotation} ${groupSize}`;
         progressLine(`forward (${quantization}) in ${seconds.toFixed(2)} s, activations ${formatBytes(runner.activationBytes)}; wrote ${outPath}`, true);
       } finally {
         runner.dispose();

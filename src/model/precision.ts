@@ -136,3 +136,43 @@ function checkedRanks(ranks: ReadonlyMap<string, number>, config: FluxConfig, la
   }
   return ranks;
 }
+
+/** Marks a saved precision map (JSON) so another JSON file is not mistaken for one. */
+export const PRECISION_MAP_FORMAT = 'flux-w4a4-precision-map';
+
+/** A plan's block-linear precisions and low-rank ranks as JSON (what `--precision <file.json>` reads). */
+export function encodePrecisionMap(plan: QuantPlan, config: FluxConfig, note?: string): string {
+  const layers: Record<string, LayerPrecision> = {};
+  for (const name of blockLinearNames(config)) layers[name] = plan.layers.get(name) ?? 'float';
+  const ranks = Object.fromEntries([...(plan.ranks ?? [])].filter(([, r]) => r > 0));
+  return `${JSON.stringify({ format: PRECISION_MAP_FORMAT, note, rotation: plan.rotation, groupSize: plan.groupSize, layers, ranks }, null, 2)}\n`;
+}
+
+/** Reads a saved precision map into makeQuantPlan options (layers as the preset, ranks, rotation, group). */
+export function decodePrecisionMap(json: unknown, source: string): Required<Pick<QuantPlanOptions, 'preset' | 'ranks' | 'rotation' | 'groupSize'>> {
+  const bad = (why: string): never => {
+    throw new FluxError('bad-format', `${source}: ${why}`);
+  };
+  if (typeof json !== 'object' || json === null || (json as { format?: unknown }).format !== PRECISION_MAP_FORMAT) bad(`not a precision map (no "format": "${PRECISION_MAP_FORMAT}")`);
+  const map = json as { layers?: unknown; ranks?: unknown; rotation?: unknown; groupSize?: unknown };
+  const entries = (value: unknown, what: string): [string, unknown][] => {
+    if (value === undefined) return [];
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad(`"${what}" must be an object`);
+    return Object.entries(value);
+  };
+  const layers = new Map<string, LayerPrecision>();
+  for (const [name, p] of entries(map.layers, 'layers')) {
+    if (p !== 'float' && p !== 'int8' && p !== 'int4') bad(`layer ${name}: precision must be float, int8 or int4, got ${JSON.stringify(p)}`);
+    layers.set(name, p as LayerPrecision);
+  }
+  const ranks = new Map<string, number>();
+  for (const [name, r] of entries(map.ranks, 'ranks')) {
+    if (typeof r !== 'number') bad(`rank of ${name} must be a number`);
+    ranks.set(name, r as number);
+  }
+  const rotation = map.rotation ?? 'regular';
+  if (!ROTATION_KINDS.includes(rotation as RotationKind)) bad(`rotation must be one of ${ROTATION_KINDS.join(', ')}`);
+  const groupSize = map.groupSize ?? DEFAULT_GROUP_SIZE;
+  if (typeof groupSize !== 'number') bad('groupSize must be a number');
+  return { preset: layers, ranks, rotation: rotation as RotationKind, groupSize: groupSize as number };
+}

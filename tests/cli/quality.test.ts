@@ -1,5 +1,5 @@
 /** The quality commands as a user runs them: calibrate, smooth (then forward on the GPU), report, auto errors. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,6 +50,13 @@ describe('flux-w4a4 calibrate / smooth / report', () => {
     const [got, golden] = [await readAll(out), await readAll(INPUTS)];
     expect(maxRelError(await got.readFloat32('out'), await golden.readFloat32('out'))).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);
     await Promise.all([got.close(), golden.close()]);
+  });
+
+  it('reads a precision map file for --precision, and refuses other JSON with one line', async () => {
+    const notAMap = join(dir, 'other.json');
+    await writeFile(notAMap, '{"layers": {}}');
+    const run = await cli('forward', '--model', MODEL, '--inputs', INPUTS, '--out', join(dir, 'x.safetensors'), '--precision', notAMap);
+    expect(expectOneErrorLine(run, 1)).toContain('not a precision map');
   });
 
   it('reports methods as JSON, with the calibration next to the model', async () => {
