@@ -23,6 +23,8 @@ export interface SensitivityOptions {
   readonly groupSize?: number;
   /** Only these block linears (default all). */
   readonly layers?: readonly string[];
+  /** Checked between layers (the CPU work itself is synchronous: run it in a worker to keep a page responsive). */
+  readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number, layer: string) => void;
 }
 
@@ -35,6 +37,7 @@ export function measureSensitivity(config: FluxConfig, params: CanonicalParams, 
   const unknown = options.layers?.find((name) => !blocks.includes(name));
   if (unknown) throw new FluxError('bad-argument', `sensitivity: "${unknown}" is not a block linear of this model`);
   const names = options.layers ?? blocks;
+  options.signal?.throwIfAborted();
   const plan = (int4?: string): QuantPlan =>
     makeQuantPlan(config, { preset: 'w8a8', rotation: options.rotation, groupSize: options.groupSize, overrides: int4 ? [{ pattern: int4, precision: 'int4' }] : [] });
   const getParam = paramGetter(params);
@@ -55,6 +58,7 @@ export function measureSensitivity(config: FluxConfig, params: CanonicalParams, 
 
   const sensitivity = new Map<string, number>();
   for (const [done, layer] of names.entries()) {
+    options.signal?.throwIfAborted();
     let diff = 0;
     for (const [c, call] of inputs.entries()) {
       const { out: base, trace } = baselines[c]!;

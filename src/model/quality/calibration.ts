@@ -43,6 +43,7 @@ export function calibrate(
   inputs: readonly FluxInputs[],
   source: string,
   onProgress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
 ): Calibration {
   if (inputs.length === 0) throw new FluxError('bad-argument', 'calibration needs at least one input');
   const getParam = paramGetter(params);
@@ -59,6 +60,7 @@ export function calibrate(
     return float(name, x, rows);
   };
   for (const [i, call] of inputs.entries()) {
+    signal?.throwIfAborted();
     fluxForward(config, getParam, call, record);
     onProgress?.(i + 1, inputs.length);
   }

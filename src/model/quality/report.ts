@@ -81,6 +81,8 @@ export interface ReportOptions {
   readonly floatValueBytes?: number;
   /** An extra column per method, e.g. the demo model's prompt adherence. */
   readonly scorer?: { readonly name: string; score(method: ReportMethod): Promise<number | undefined> };
+  /** Checked between methods. */
+  readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number, method: string) => void;
 }
 
@@ -132,6 +134,7 @@ export async function qualityReport(
   const baselineBytes = planWeightBytes(config, makeQuantPlan(config, { preset: 'w4a4' }), floatBytes).blockLinears;
   const rows: ReportRow[] = [];
   for (const [done, method] of methods.entries()) {
+    options.signal?.throwIfAborted();
     const model = new FakeQuantModel(config, method.params, method.plan);
     const error = outputError(inputs.map((call) => model.forward(call)), references);
     const weightBytes = planWeightBytes(config, method.plan, floatBytes);

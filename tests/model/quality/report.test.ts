@@ -43,6 +43,7 @@ describe('automatic mixed precision', () => {
     const layers = ['transformer_blocks.1.ff.net.2', 'single_transformer_blocks.2.proj_out'];
     const measured = measureSensitivity(config, params, [call], { layers });
     expect([...measured.keys()]).toEqual(layers);
+    expect(() => measureSensitivity(config, params, [call], { layers, signal: AbortSignal.abort() })).toThrow(/abort/i);
     const run = (int4?: string) =>
       new FakeQuantModel(config, params, makeQuantPlan(config, { preset: 'w8a8', overrides: int4 ? [{ pattern: int4, precision: 'int4' }] : [] })).forward(call);
     const int8 = run();
