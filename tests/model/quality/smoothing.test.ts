@@ -8,7 +8,7 @@ import type { FluxConfig } from '../../../src/model/config.ts';
 import type { FluxInputs } from '../../../src/model/inputs.ts';
 import { DOUBLE_STREAMS, doubleBlockPrefix, SINGLE_BLOCK, singleBlockPrefix } from '../../../src/model/layout.ts';
 import { paramGetter, type CanonicalParams } from '../../../src/model/params.ts';
-import { calibrate, encodeCalibration, readCalibration, type Calibration } from '../../../src/model/quality/calibration.ts';
+import { calibrate, defaultCalibrationPath, encodeCalibration, readCalibration, type Calibration } from '../../../src/model/quality/calibration.ts';
 import { randomFluxInputs } from '../../../src/model/quality/random-inputs.ts';
 import { applySmoothing, divideOutputRows, multiplyInputColumns, ParamEditor, smoothingFactorsFor, smoothingPairs } from '../../../src/model/quality/smoothing.ts';
 import { fluxForward, type FluxReferenceResult } from '../../../src/model/reference/flux-ref.ts';
@@ -75,6 +75,14 @@ describe('calibration', () => {
     expect(read.source).toBe('golden+random');
     expect(read.inputAbsMax).toEqual(both.inputAbsMax);
     expect(read.sensitivity!.get(singleBlockPrefix(3) + SINGLE_BLOCK.out)).toBe((read.inputAbsMax.size - 1) / 8);
+    // A calibration of another model is refused by name.
+    await expect(readCalibration(file, { ...config, mlpHidden: 2 * config.mlpHidden })).rejects.toThrow(/transformer_blocks.0.ff.net.2.input_absmax/);
+  });
+
+  it('lives next to the model by default', () => {
+    expect(defaultCalibrationPath('models/flux1-dev.safetensors')).toBe('models/flux1-dev.calibration.safetensors');
+    expect(defaultCalibrationPath('models/flux/transformer/')).toBe('models/flux/transformer/calibration.safetensors');
+    expect(defaultCalibrationPath('m/diffusion_pytorch_model.safetensors.index.json')).toBe('m/diffusion_pytorch_model.calibration.safetensors');
   });
 });
 
