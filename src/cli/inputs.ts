@@ -43,8 +43,9 @@ export async function readInputs(path: string): Promise<FluxInputs> {
 /** `random[:calls[:seed]]`: calls seeded random inputs, seeds seed, seed + 1, … (default 1 call, seed 1). */
 const RANDOM_SPEC = /^random(?::(\d+))?(?::(\d+))?$/;
 
+/** `random` or `random:…`; anything else (a file such as random.safetensors included) is a path. */
 export function isRandomSpec(spec: string): boolean {
-  return spec.startsWith('random');
+  return /^random(:|$)/.test(spec);
 }
 
 /** The calls an `--inputs` value names, and a description for reports. */
