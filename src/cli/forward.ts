@@ -4,6 +4,7 @@ import { formatBytes } from '../gpu/buffers.ts';
 import type { FluxCheckpoint } from '../model/checkpoint.ts';
 import { decodePrecisionMap, type PrecisionMap, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
 import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
+import { sensitivityFor } from '../model/quality/calibration.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
 import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
@@ -91,7 +92,7 @@ export const forwardCommand: Command = {
       // Smoothing and automatic precision work from the parameters in host memory and the calibration.
       const host = await loadHostModel(model, configPath);
       const calibration = await calibrationFor(model, host.config, values.calib as string | undefined);
-      preset ??= resolvePrecisionSpec(spec!, host.config, calibration.sensitivity);
+      preset ??= resolvePrecisionSpec(spec!, host.config, sensitivityFor(calibration, values.smooth ? alpha : undefined));
       const params = values.smooth ? smoothParams(host.config, host.params, calibration, { alpha }) : host.params;
       checkpoint = await checkpointFromParams(params, host, values.smooth ? `${model} (smoothed)` : model);
     }

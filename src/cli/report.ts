@@ -1,6 +1,7 @@
 /** `report`: every quantization method measured against the float model (CPU reference), as a table or JSON. */
 import { DEFAULT_INT8_FRACTION, measureSensitivity } from '../model/quality/auto-precision.ts';
 import { calibrate } from '../model/quality/calibration.ts';
+import { smoothParams } from '../model/quality/smoothing.ts';
 import { DEFAULT_REPORT_RANK, formatReport, qualityReport, REPORT_METHOD_IDS } from '../model/quality/report.ts';
 import { findCalibration, loadHostModel } from '../pipeline/quality.ts';
 import { UsageError, type Command } from './args.ts';
@@ -55,12 +56,16 @@ export const reportCommand: Command = {
       const fallback = await readInputsSpec(FALLBACK_CALIBRATION, host.config);
       calibration = calibrate(host.config, host.params, fallback.calls, fallback.source);
     }
+    // Missing sensitivities are measured on the calibration's first call (or, for a file, the evaluation call).
+    const sensitivityInputs = async () => (isRandomSpec(calibration!.source) ? (await readInputsSpec(calibration!.source, host.config)).calls.slice(0, 1) : calls);
     if (!calibration.sensitivity) {
-      const sensitivityInputs = isRandomSpec(calibration.source) ? (await readInputsSpec(calibration.source, host.config)).calls.slice(0, 1) : calls;
-      calibration = {
-        ...calibration,
-        sensitivity: measureSensitivity(host.config, host.params, sensitivityInputs, { onProgress: (d, t, l) => progressLine(`sensitivity ${d}/${t} ${l}`) }),
-      };
+      const sensitivity = measureSensitivity(host.config, host.params, await sensitivityInputs(), { onProgress: (d, t, l) => progressLine(`sensitivity ${d}/${t} ${l}`) });
+      calibration = { ...calibration, sensitivity };
+    }
+    if (calibration.smoothedSensitivity?.alpha !== alpha) {
+      const smoothed = smoothParams(host.config, host.params, calibration, { alpha });
+      const measured = measureSensitivity(host.config, smoothed, await sensitivityInputs(), { onProgress: (d, t, l) => progressLine(`sensitivity (smoothed) ${d}/${t} ${l}`) });
+      calibration = { ...calibration, smoothedSensitivity: { alpha, values: measured } };
     }
     const report = await qualityReport(host.config, host.params, calibration, calls, source, {
       alpha,

@@ -21,6 +21,8 @@ export interface Calibration {
   readonly inputAbsMax: ReadonlyMap<string, Float32Array>;
   /** Block linear name → output error when only this layer is INT4 (the rest INT8); see auto-precision.ts. */
   readonly sensitivity?: ReadonlyMap<string, number>;
+  /** The same, measured on the model smoothed with this α (what smooth + auto should choose by). */
+  readonly smoothedSensitivity?: { readonly alpha: number; readonly values: ReadonlyMap<string, number> };
   /** Transformer calls the maxima were taken over. */
   readonly calls: number;
   /** Where the inputs came from (a file name, `random:N:seed`). */
@@ -30,6 +32,8 @@ export interface Calibration {
 export const CALIBRATION_FORMAT = 'flux-w4a4-calibration';
 const ABSMAX_SUFFIX = '.input_absmax';
 const SENSITIVITY_SUFFIX = '.int4_sensitivity';
+const SMOOTHED_SENSITIVITY_SUFFIX = '.int4_sensitivity_smoothed';
+const SMOOTHED_ALPHA_KEY = 'smoothed_sensitivity_alpha';
 
 /** The linears calibration covers: every block linear (the ones a precision map may quantize). */
 function quantizableLinears(config: FluxConfig): CanonicalLinear[] {
@@ -72,7 +76,11 @@ export function encodeCalibration(calibration: Calibration): Uint8Array<ArrayBuf
   const f32 = (values: Float32Array): Uint8Array => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   for (const [name, m] of calibration.inputAbsMax) tensors.push({ name: name + ABSMAX_SUFFIX, dtype: 'F32', shape: [m.length], data: f32(m) });
   for (const [name, s] of calibration.sensitivity ?? []) tensors.push({ name: name + SENSITIVITY_SUFFIX, dtype: 'F32', shape: [1], data: f32(Float32Array.of(s)) });
-  return encodeSafetensors(tensors, { format: CALIBRATION_FORMAT, calls: String(calibration.calls), source: calibration.source });
+  const smoothed = calibration.smoothedSensitivity;
+  for (const [name, s] of smoothed?.values ?? []) tensors.push({ name: name + SMOOTHED_SENSITIVITY_SUFFIX, dtype: 'F32', shape: [1], data: f32(Float32Array.of(s)) });
+  const metadata: Record<string, string> = { format: CALIBRATION_FORMAT, calls: String(calibration.calls), source: calibration.source };
+  if (smoothed) metadata[SMOOTHED_ALPHA_KEY] = String(smoothed.alpha);
+  return encodeSafetensors(tensors, metadata);
 }
 
 /** Reads a calibration file; checks it covers every block linear of `config` with the right widths. */
@@ -82,6 +90,7 @@ export async function readCalibration(reader: TensorReader, config: FluxConfig):
   }
   const inputAbsMax = new Map<string, Float32Array>();
   const sensitivity = new Map<string, number>();
+  const smoothed = new Map<string, number>();
   for (const { name, inFeatures } of quantizableLinears(config)) {
     const key = name + ABSMAX_SUFFIX;
     if (!reader.has(key) || reader.info(key).shape[0] !== inFeatures) {
@@ -89,9 +98,26 @@ export async function readCalibration(reader: TensorReader, config: FluxConfig):
     }
     inputAbsMax.set(name, await reader.readFloat32(key));
     if (reader.has(name + SENSITIVITY_SUFFIX)) sensitivity.set(name, (await reader.readFloat32(name + SENSITIVITY_SUFFIX))[0]!);
+    if (reader.has(name + SMOOTHED_SENSITIVITY_SUFFIX)) smoothed.set(name, (await reader.readFloat32(name + SMOOTHED_SENSITIVITY_SUFFIX))[0]!);
   }
-  const complete = sensitivity.size === inputAbsMax.size;
-  return { inputAbsMax, sensitivity: complete ? sensitivity : undefined, calls: Number(reader.metadata['calls'] ?? 0), source: reader.metadata['source'] ?? '' };
+  const alpha = Number(reader.metadata[SMOOTHED_ALPHA_KEY]);
+  return {
+    inputAbsMax,
+    sensitivity: sensitivity.size === inputAbsMax.size ? sensitivity : undefined,
+    smoothedSensitivity: smoothed.size === inputAbsMax.size && Number.isFinite(alpha) ? { alpha, values: smoothed } : undefined,
+    calls: Number(reader.metadata['calls'] ?? 0),
+    source: reader.metadata['source'] ?? '',
+  };
+}
+
+/**
+ * The sensitivities to choose precisions by: those of the smoothed model when the model runs smoothed with
+ * the α they were measured at, else the plain model's (undefined when the calibration has none).
+ */
+export function sensitivityFor(calibration: Calibration, smoothingAlpha?: number): ReadonlyMap<string, number> | undefined {
+  const smoothed = calibration.smoothedSensitivity;
+  if (smoothingAlpha !== undefined && smoothed && smoothed.alpha === smoothingAlpha) return smoothed.values;
+  return calibration.sensitivity;
 }
 
 /** Where `calibrate` puts its file by default: next to a single-file model, or inside a model folder. */

@@ -10,7 +10,8 @@ import { FluxError } from '../../errors.ts';
 import { makeQuantPlan, type QuantPlan, type RotationKind } from '../precision.ts';
 import { fluxForward } from '../reference/flux-ref.ts';
 import { autoPrecisionMap, DEFAULT_INT8_FRACTION } from './auto-precision.ts';
-import type { Calibration } from './calibration.ts';
+import { sensitivityFor, type Calibration } from './calibration.ts';
+import { DEFAULT_SMOOTHING_ALPHA } from '../../quant/smooth.ts';
 import { FakeQuantModel, outputError, planWeightBytes, type OutputError, type WeightBytes } from './evaluate.ts';
 import { smoothParams } from './smoothing.ts';
 
@@ -89,34 +90,36 @@ export interface ReportOptions {
 /** The methods of the report, in table order (needs sensitivities in the calibration for the auto rows). */
 export function reportMethods(config: FluxConfig, params: CanonicalParams, calibration: Calibration, options: ReportOptions = {}): ReportMethod[] {
   let smoothed: CanonicalParams | undefined;
-  const smooth = (): CanonicalParams => (smoothed ??= smoothParams(config, params, calibration, { alpha: options.alpha }));
+  const smooth = (): CanonicalParams => (smoothed ??= smoothParams(config, params, calibration, { alpha }));
   const plan = (preset: Parameters<typeof makeQuantPlan>[1]['preset'], rotation: RotationKind = 'regular', ranks?: ReadonlyMap<string, number>) =>
     makeQuantPlan(config, { preset, rotation, ranks });
   const rank = options.rank ?? DEFAULT_REPORT_RANK;
   const w4 = plan('w4a4');
   const ranks = new Map([...w4.layers].filter(([, p]) => p !== 'float').map(([name]) => [name, rank]));
   const fraction = options.autoFraction ?? DEFAULT_INT8_FRACTION;
+  const alpha = options.alpha ?? DEFAULT_SMOOTHING_ALPHA;
   const methods: { id: string; label: string; make: () => ReportMethod['plan']; params: () => CanonicalParams }[] = [
     { id: 'float', label: 'float (checkpoint weights)', make: () => plan('fp32'), params: () => params },
     { id: 'w8a8-regular', label: 'W8A8, regular 256', make: () => plan('w8a8'), params: () => params },
     { id: 'w4a4-none', label: 'W4A4, no rotation', make: () => plan('w4a4', 'none'), params: () => params },
     { id: 'w4a4-sylvester', label: 'W4A4, Sylvester 256', make: () => plan('w4a4', 'sylvester'), params: () => params },
     { id: BASELINE_METHOD, label: 'W4A4, regular 256 (ConvRot)', make: () => w4, params: () => params },
-    { id: 'smooth-none', label: `smooth α ${options.alpha ?? 0.5}, W4A4 no rotation`, make: () => plan('w4a4', 'none'), params: smooth },
-    { id: 'smooth-regular', label: `smooth α ${options.alpha ?? 0.5} + W4A4 regular 256`, make: () => w4, params: smooth },
+    { id: 'smooth-none', label: `smooth α ${alpha}, W4A4 no rotation`, make: () => plan('w4a4', 'none'), params: smooth },
+    { id: 'smooth-regular', label: `smooth α ${alpha} + W4A4 regular 256`, make: () => w4, params: smooth },
     { id: 'lowrank-regular', label: `low-rank r ${rank} + W4A4 regular 256`, make: () => plan('w4a4', 'regular', ranks), params: () => params },
     { id: 'smooth-lowrank-regular', label: `smooth + low-rank r ${rank} + W4A4 regular`, make: () => plan('w4a4', 'regular', ranks), params: smooth },
     { id: 'mixed', label: "mixed preset (fixed INT8 list)", make: () => plan('mixed'), params: () => params },
-    { id: 'auto', label: `auto, ${fraction} of parameters INT8`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration), fraction)), params: () => params },
-    { id: 'smooth-auto', label: `smooth + auto ${fraction}`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration), fraction)), params: smooth },
+    { id: 'auto', label: `auto, ${fraction} of parameters INT8`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration, undefined), fraction)), params: () => params },
+    { id: 'smooth-auto', label: `smooth + auto ${fraction}`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration, alpha), fraction)), params: smooth },
   ];
   if (methods.some((m, i) => m.id !== REPORT_METHOD_IDS[i])) throw new Error('REPORT_METHOD_IDS is out of date');
   return methods.filter((m) => !options.only || options.only.includes(m.id)).map((m) => ({ id: m.id, label: m.label, plan: m.make(), params: m.params() }));
 }
 
-function sensitivityOf(calibration: Calibration): ReadonlyMap<string, number> {
-  if (!calibration.sensitivity) throw new FluxError('bad-argument', "the calibration has no layer sensitivities (run 'flux-w4a4 calibrate' without --absmax-only)");
-  return calibration.sensitivity;
+function sensitivityOf(calibration: Calibration, smoothingAlpha: number | undefined): ReadonlyMap<string, number> {
+  const sensitivity = sensitivityFor(calibration, smoothingAlpha);
+  if (!sensitivity) throw new FluxError('bad-argument', "the calibration has no layer sensitivities (run 'flux-w4a4 calibrate' without --absmax-only)");
+  return sensitivity;
 }
 
 /** Runs every method on `inputs` and compares with the float outputs of the checkpoint's own weights. */

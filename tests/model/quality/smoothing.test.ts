@@ -8,7 +8,7 @@ import type { FluxConfig } from '../../../src/model/config.ts';
 import type { FluxInputs } from '../../../src/model/inputs.ts';
 import { DOUBLE_STREAMS, doubleBlockPrefix, SINGLE_BLOCK, singleBlockPrefix } from '../../../src/model/layout.ts';
 import { paramGetter, type CanonicalParams } from '../../../src/model/params.ts';
-import { calibrate, defaultCalibrationPath, encodeCalibration, readCalibration, type Calibration } from '../../../src/model/quality/calibration.ts';
+import { calibrate, defaultCalibrationPath, encodeCalibration, readCalibration, sensitivityFor, type Calibration } from '../../../src/model/quality/calibration.ts';
 import { randomFluxInputs } from '../../../src/model/quality/random-inputs.ts';
 import { applySmoothing, divideOutputRows, multiplyInputColumns, ParamEditor, smoothingFactorsFor, smoothingPairs } from '../../../src/model/quality/smoothing.ts';
 import { fluxForward, type FluxReferenceResult } from '../../../src/model/reference/flux-ref.ts';
@@ -69,12 +69,18 @@ describe('calibration', () => {
       const expected = calibration.inputAbsMax.get(name)!.map((v, j) => Math.max(v, alone.inputAbsMax.get(name)![j]!));
       expect(m, name).toEqual(expected);
     }
-    const file = await SafetensorsFile.open(blobSource(new Blob([encodeCalibration({ ...both, sensitivity: new Map([...both.inputAbsMax.keys()].map((n, i) => [n, i / 8])) })]), 'calib.safetensors'));
+    const sensitivity = new Map([...both.inputAbsMax.keys()].map((n, i) => [n, i / 8]));
+    const smoothedSensitivity = { alpha: 0.5, values: new Map([...sensitivity].map(([n, v]) => [n, v / 2])) };
+    const file = await SafetensorsFile.open(blobSource(new Blob([encodeCalibration({ ...both, sensitivity, smoothedSensitivity })]), 'calib.safetensors'));
     const read = await readCalibration(file, config);
     expect(read.calls).toBe(2);
     expect(read.source).toBe('golden+random');
     expect(read.inputAbsMax).toEqual(both.inputAbsMax);
     expect(read.sensitivity!.get(singleBlockPrefix(3) + SINGLE_BLOCK.out)).toBe((read.inputAbsMax.size - 1) / 8);
+    // The smoothed model's sensitivities are used only for a smoothed model at their α.
+    expect(sensitivityFor(read, 0.5)).toEqual(smoothedSensitivity.values);
+    expect(sensitivityFor(read, 0.7)).toEqual(sensitivity);
+    expect(sensitivityFor(read)).toEqual(sensitivity);
     // A calibration of another model is refused by name.
     await expect(readCalibration(file, { ...config, mlpHidden: 2 * config.mlpHidden })).rejects.toThrow(/transformer_blocks.0.ff.net.2.input_absmax/);
   });
