@@ -58,11 +58,12 @@ export const reportCommand: Command = {
     }
     // Missing sensitivities are measured on the calibration's first call (or, for a file, the evaluation call).
     const sensitivityInputs = async () => (isRandomSpec(calibration!.source) ? (await readInputsSpec(calibration!.source, host.config)).calls.slice(0, 1) : calls);
-    if (!calibration.sensitivity) {
+    const wanted = (id: string): boolean => only === undefined || only.includes(id);
+    if (!calibration.sensitivity && wanted('auto')) {
       const sensitivity = measureSensitivity(host.config, host.params, await sensitivityInputs(), { onProgress: (d, t, l) => progressLine(`sensitivity ${d}/${t} ${l}`) });
       calibration = { ...calibration, sensitivity };
     }
-    if (calibration.smoothedSensitivity?.alpha !== alpha) {
+    if (calibration.smoothedSensitivity?.alpha !== alpha && wanted('smooth-auto')) {
       const smoothed = smoothParams(host.config, host.params, calibration, { alpha });
       const measured = measureSensitivity(host.config, smoothed, await sensitivityInputs(), { onProgress: (d, t, l) => progressLine(`sensitivity (smoothed) ${d}/${t} ${l}`) });
       calibration = { ...calibration, smoothedSensitivity: { alpha, values: measured } };
