@@ -89,6 +89,7 @@ export interface ReportOptions {
 
 /** The methods of the report, in table order (needs sensitivities in the calibration for the auto rows). */
 export function reportMethods(config: FluxConfig, params: CanonicalParams, calibration: Calibration, options: ReportOptions = {}): ReportMethod[] {
+  const alpha = options.alpha ?? DEFAULT_SMOOTHING_ALPHA;
   let smoothed: CanonicalParams | undefined;
   const smooth = (): CanonicalParams => (smoothed ??= smoothParams(config, params, calibration, { alpha }));
   const plan = (preset: Parameters<typeof makeQuantPlan>[1]['preset'], rotation: RotationKind = 'regular', ranks?: ReadonlyMap<string, number>) =>
@@ -97,7 +98,6 @@ export function reportMethods(config: FluxConfig, params: CanonicalParams, calib
   const w4 = plan('w4a4');
   const ranks = new Map([...w4.layers].filter(([, p]) => p !== 'float').map(([name]) => [name, rank]));
   const fraction = options.autoFraction ?? DEFAULT_INT8_FRACTION;
-  const alpha = options.alpha ?? DEFAULT_SMOOTHING_ALPHA;
   const methods: { id: string; label: string; make: () => ReportMethod['plan']; params: () => CanonicalParams }[] = [
     { id: 'float', label: 'float (checkpoint weights)', make: () => plan('fp32'), params: () => params },
     { id: 'w8a8-regular', label: 'W8A8, regular 256', make: () => plan('w8a8'), params: () => params },
@@ -108,7 +108,7 @@ export function reportMethods(config: FluxConfig, params: CanonicalParams, calib
     { id: 'smooth-regular', label: `smooth α ${alpha} + W4A4 regular 256`, make: () => w4, params: smooth },
     { id: 'lowrank-regular', label: `low-rank r ${rank} + W4A4 regular 256`, make: () => plan('w4a4', 'regular', ranks), params: () => params },
     { id: 'smooth-lowrank-regular', label: `smooth + low-rank r ${rank} + W4A4 regular`, make: () => plan('w4a4', 'regular', ranks), params: smooth },
-    { id: 'mixed', label: "mixed preset (fixed INT8 list)", make: () => plan('mixed'), params: () => params },
+    { id: 'mixed', label: 'mixed preset (fixed INT8 list)', make: () => plan('mixed'), params: () => params },
     { id: 'auto', label: `auto, ${fraction} of parameters INT8`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration, undefined), fraction)), params: () => params },
     { id: 'smooth-auto', label: `smooth + auto ${fraction}`, make: () => plan(autoPrecisionMap(config, sensitivityOf(calibration, alpha), fraction)), params: smooth },
   ];
