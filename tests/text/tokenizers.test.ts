@@ -50,7 +50,7 @@ describe('CLIP tokenizer from vocab.json + merges.txt (FLUX.1 tokenizer/)', asyn
 
   it('accepts a folder holding tokenizer.json instead of vocab + merges', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'clip-tokenizer-'));
-    // A one-word BPE tokenizer.json in the CLIP format: "ab</w>" is one token after the a+b, ab+</w> merges.
+    // A one-word BPE tokenizer.json in the CLIP format: "ab" is one token (a + b</w>), "a" is a</w>.
     const vocab = { 'a': 0, 'b': 1, 'ab': 2, 'ab</w>': 3, 'a</w>': 4, 'b</w>': 5, '<|startoftext|>': 6, '<|endoftext|>': 7 };
     const json = {
       added_tokens: [6, 7].map((id) => ({ id, content: id === 6 ? '<|startoftext|>' : '<|endoftext|>', special: true })),
@@ -58,7 +58,7 @@ describe('CLIP tokenizer from vocab.json + merges.txt (FLUX.1 tokenizer/)', asyn
       pre_tokenizer: { type: 'WhitespaceSplit' },
       post_processor: null,
       decoder: null,
-      model: { type: 'BPE', vocab, merges: ['a b', 'ab </w>'], end_of_word_suffix: '</w>', continuing_subword_suffix: '', unk_token: '<|endoftext|>', ignore_merges: false },
+      model: { type: 'BPE', vocab, merges: ['a b</w>'], end_of_word_suffix: '</w>', continuing_subword_suffix: '', unk_token: '<|endoftext|>', ignore_merges: false },
     };
     await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(json));
     await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'CLIPTokenizer', model_max_length: 5, bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' }));
