@@ -204,3 +204,18 @@ export function checkTensor(reader: TensorReader, name: string, shape: readonly 
     throw new FluxError('bad-shape', `${reader.name}: "${name}" is [${actual}], but config.json implies [${shape}]`);
   }
 }
+
+export interface ClipOutputs {
+  /** [tokens, hidden], after the final LayerNorm. */
+  readonly hidden: Float32Array;
+  /** [hidden]: the final state at the first EOS. */
+  readonly pooled: Float32Array;
+}
+
+/** The index of the first EOS, whose final state is CLIP's pooled output. */
+export function firstEos(ids: Int32Array, eosId: number): number {
+  const at = ids.indexOf(eosId);
+  if (at < 0) throw new FluxError('bad-argument', `CLIP ids hold no EOS (${eosId}): the pooled output is the state at the first EOS`);
+  return at;
+}
+

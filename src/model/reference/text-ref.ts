@@ -3,10 +3,9 @@
  * with the plain ops of ./ops.ts. The GPU encoders are tested against these, and these against the golden
  * outputs of an independent implementation.
  */
-import { FluxError } from '../../errors.ts';
 import type { TensorReader } from '../../weights/safetensors.ts';
 import { relativePositionBuckets } from '../t5-buckets.ts';
-import { CLIP_NAMES, T5_NAMES, t5EmbeddingName, type ClipTextConfig, type T5Config } from '../text-config.ts';
+import { CLIP_NAMES, firstEos, T5_NAMES, t5EmbeddingName, type ClipOutputs, type ClipTextConfig, type T5Config } from '../text-config.ts';
 import { attention, gatedGeluTanh, geluTanh, layerNorm, linear, quickGelu, rmsNormRows } from './ops.ts';
 
 /** Rows `ids` of an embedding table [vocab, dim]. */
@@ -18,20 +17,6 @@ function gather(table: Float32Array, dim: number, ids: Int32Array): Float32Array
 
 function add(x: Float32Array, y: Float32Array): Float32Array {
   return x.map((v, i) => v + y[i]!);
-}
-
-export interface ClipOutputs {
-  /** [tokens, hidden], after the final LayerNorm. */
-  readonly hidden: Float32Array;
-  /** [hidden]: the final state at the first EOS. */
-  readonly pooled: Float32Array;
-}
-
-/** The index of the first EOS, whose final state is CLIP's pooled output. */
-export function firstEos(ids: Int32Array, eosId: number): number {
-  const at = ids.indexOf(eosId);
-  if (at < 0) throw new FluxError('bad-argument', `CLIP ids hold no EOS (${eosId}): the pooled output is the state at the first EOS`);
-  return at;
 }
 
 /** CLIP text model: token + position embeddings, pre-norm causal layers with quick_gelu MLPs, final LayerNorm. */
