@@ -3,6 +3,11 @@ import { TextEncoders } from '../../src/pipeline/text-encoders.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { maxRelError, relativeL2Error } from '../helpers/random.ts';
 import { CLIP_DIR, loadTextGolden, T5_DIR, type TextGolden } from '../helpers/text-golden.ts';
+import { encoderVariant } from '../helpers/text-variants.ts';
+import { t5Reference } from '../../src/model/reference/text-ref.ts';
+import { t5ConfigFromJson } from '../../src/model/text-config.ts';
+import { openCheckpoint } from '../../src/weights/safetensors.ts';
+import { readJson } from '../../src/weights/sources.ts';
 
 /** The golden README's float32 match. */
 const FLOAT_TOLERANCE = 1e-4;
@@ -42,3 +47,62 @@ describe('quantized text encoders vs float (golden model)', () => {
     });
   }
 });
+
+describe('text encoder loading: dtypes, key layouts, shards', () => {
+  it('T5 as F32 shards with the embedding under encoder.embed_tokens.weight, CLIP as F16, match the golden', async () => {
+    const t5 = await encoderVariant(T5_DIR, { dtype: 'F32', rename: { 'shared.weight': 'encoder.embed_tokens.weight' }, shards: 3 });
+    const clip = await encoderVariant(CLIP_DIR, { dtype: 'F16' });
+    const encoders = await TextEncoders.load(await testGpu(), { clip, t5 }, { precision: 'fp32' });
+    try {
+      const out = await encoderIdsOf(encoders, golden);
+      // BF16 → F32 is exact; BF16 → F16 is exact for these magnitudes.
+      expect(maxRelError(out.t5Hidden!, golden.t5Hidden)).toBeLessThan(FLOAT_TOLERANCE);
+      expect(maxRelError(out.clipPooled!, golden.clipPooled)).toBeLessThan(FLOAT_TOLERANCE);
+    } finally {
+      encoders.destroy();
+    }
+  });
+
+  it('T5 at 300 tokens (beyond the max distance 128, every bucket in use) matches the CPU reference', async () => {
+    const encoders = await TextEncoders.load(await testGpu(), { t5: T5_DIR }, { precision: 'fp32' });
+    const reader = await openCheckpoint(T5_DIR);
+    try {
+      const ids = Int32Array.from({ length: 300 }, (_, i) => (i * 37 + 11) % 1000);
+      const config = t5ConfigFromJson(await readJson(`${T5_DIR}/config.json`));
+      const expected = await t5Reference(reader, config, ids);
+      const got = (await encoders.encodeIds({ t5: ids })).t5Hidden!;
+      expect(maxRelError(got, expected)).toBeLessThan(FLOAT_TOLERANCE);
+    } finally {
+      encoders.destroy();
+      await reader.close();
+    }
+  });
+});
+
+describe('text encoder errors: one clear line', () => {
+  it('ids outside the vocabulary', async () => {
+    const encoders = await TextEncoders.load(await testGpu(), { clip: CLIP_DIR }, { precision: 'fp32' });
+    try {
+      const ids = golden.clipIds.slice();
+      ids[3] = 1000;
+      await expect(encoders.encodeIds({ clip: ids })).rejects.toThrow('CLIP ids: id 1000 at position 3 is outside the vocabulary (0..999)');
+      await expect(encoders.encodeIds({ t5: golden.t5Ids })).rejects.toThrow(/T5 ids were given but no T5 encoder was loaded/);
+    } finally {
+      encoders.destroy();
+    }
+  });
+
+  it('a config that does not match the weights', async () => {
+    const t5 = await encoderVariant(T5_DIR, { dtype: 'BF16', config: { d_ff: 128 } });
+    await expect(TextEncoders.load(await testGpu(), { t5 })).rejects.toThrow(/"encoder.block.0.layer.1.DenseReluDense.wi_0.weight" is \[160,64\], but config.json implies \[128,64\]/);
+  });
+
+  it('a checkpoint without a T5 embedding', async () => {
+    const t5 = await encoderVariant(T5_DIR, { dtype: 'BF16', rename: { 'shared.weight': 'embedding.weight' } });
+    await expect(TextEncoders.load(await testGpu(), { t5 })).rejects.toThrow(/no T5 token embedding \(shared.weight or encoder.embed_tokens.weight\)/);
+  });
+});
+
+function encoderIdsOf(encoders: TextEncoders, g: TextGolden) {
+  return encoders.encodeIds({ t5: g.t5Ids, clip: g.clipIds });
+}
