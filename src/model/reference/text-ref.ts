@@ -8,6 +8,11 @@ import { relativePositionBuckets } from '../t5-buckets.ts';
 import { CLIP_NAMES, firstEos, T5_NAMES, t5EmbeddingName, type ClipOutputs, type ClipTextConfig, type T5Config } from '../text-config.ts';
 import { attention, gatedGeluTanh, geluTanh, layerNorm, linear, quickGelu, rmsNormRows } from './ops.ts';
 
+/** y = x·Wᵀ + b for x [rows, in]: the float linear, or a fake-quantized one to mirror a quantized engine. */
+export type ReferenceLinear = (x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array, name: string) => Float32Array;
+
+const floatLinear: ReferenceLinear = (x, rows, weight, bias) => linear(x, rows, weight, bias);
+
 /** Rows `ids` of an embedding table [vocab, dim]. */
 function gather(table: Float32Array, dim: number, ids: Int32Array): Float32Array {
   const out = new Float32Array(ids.length * dim);
@@ -20,14 +25,14 @@ function add(x: Float32Array, y: Float32Array): Float32Array {
 }
 
 /** CLIP text model: token + position embeddings, pre-norm causal layers with quick_gelu MLPs, final LayerNorm. */
-export async function clipReference(reader: TensorReader, config: ClipTextConfig, ids: Int32Array): Promise<ClipOutputs> {
+export async function clipReference(reader: TensorReader, config: ClipTextConfig, ids: Int32Array, linearOf: ReferenceLinear = floatLinear): Promise<ClipOutputs> {
   const { hiddenSize: h, numHeads, layerNormEps: eps } = config;
   const rows = ids.length;
   const read = (name: string) => reader.readFloat32(name);
   const headDim = h / numHeads;
   const positions = Int32Array.from({ length: rows }, (_, i) => i);
   let x = add(gather(await read(CLIP_NAMES.tokenEmbedding), h, ids), gather(await read(CLIP_NAMES.positionEmbedding), h, positions));
-  const lin = async (input: Float32Array, name: string) => linear(input, rows, await read(`${name}.weight`), await read(`${name}.bias`));
+  const lin = async (input: Float32Array, name: string) => linearOf(input, rows, await read(`${name}.weight`), await read(`${name}.bias`), name);
   const norm = async (input: Float32Array, name: string) => layerNorm(input, rows, await read(`${name}.weight`), await read(`${name}.bias`), eps);
   for (let i = 0; i < config.numLayers; i++) {
     const l = CLIP_NAMES.layer(i);
@@ -43,12 +48,12 @@ export async function clipReference(reader: TensorReader, config: ClipTextConfig
 }
 
 /** T5 v1.1 encoder: RMSNorm pre-norm layers, unscaled attention with layer 0's relative bias, gated GELU. */
-export async function t5Reference(reader: TensorReader, config: T5Config, ids: Int32Array): Promise<Float32Array> {
+export async function t5Reference(reader: TensorReader, config: T5Config, ids: Int32Array, linearOf: ReferenceLinear = floatLinear): Promise<Float32Array> {
   const { dModel: d, numHeads, dKv, dFf, layerNormEps: eps } = config;
   const rows = ids.length;
   const read = (name: string) => reader.readFloat32(name);
   const noBias = (n: number) => new Float32Array(n);
-  const lin = async (input: Float32Array, name: string, outFeatures: number) => linear(input, rows, await read(`${name}.weight`), noBias(outFeatures));
+  const lin = async (input: Float32Array, name: string, outFeatures: number) => linearOf(input, rows, await read(`${name}.weight`), noBias(outFeatures), name);
   const inner = numHeads * dKv;
   // bias[h, o] = table[bucket(o − (rows − 1)), h]
   const table = await read(T5_NAMES.relativeBias);
