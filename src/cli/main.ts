@@ -7,9 +7,10 @@ import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { benchCommand } from './bench.ts';
 import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
+import { encodeCommand, tokenizeCommand } from './text.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand];
+const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, tokenizeCommand, encodeCommand, benchCommand];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;
