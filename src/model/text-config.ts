@@ -17,8 +17,12 @@ export interface ClipTextConfig {
   /** Position embeddings: the longest sequence (77). */
   readonly maxPositions: number;
   readonly vocabSize: number;
-  /** The pooled output is the final state at the first EOS. */
-  readonly eosId: number;
+  /**
+   * The pooled output is the final state at the first EOS. Undefined for configs with the legacy
+   * eos_token_id 2 (openai/clip-vit-large-patch14, FLUX.1's text_encoder/): the EOS is then found as the
+   * largest id, which is where the reference implementations look in that case.
+   */
+  readonly eosId: number | undefined;
 }
 
 export interface T5Config {
@@ -53,6 +57,9 @@ function asJson(json: unknown, what: string): Json {
   return json as Json;
 }
 
+/** Old CLIP configs say eos_token_id 2, which is not CLIP's EOS (49407); see ClipTextConfig.eosId. */
+const LEGACY_CLIP_EOS_ID = 2;
+
 /** Hugging Face activation names and the kernel that computes each. */
 const CLIP_ACTIVATIONS: Readonly<Record<string, ClipActivation>> = { quick_gelu: 'quick_gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' };
 
@@ -71,7 +78,7 @@ export function clipConfigFromJson(raw: unknown): ClipTextConfig {
     layerNormEps: field(json, 'layer_norm_eps', what, 1e-5),
     maxPositions: count(json, 'max_position_embeddings', what),
     vocabSize: count(json, 'vocab_size', what),
-    eosId: field(json, 'eos_token_id', what),
+    eosId: field(json, 'eos_token_id', what) === LEGACY_CLIP_EOS_ID ? undefined : field(json, 'eos_token_id', what),
   };
   if (config.hiddenSize % config.numHeads !== 0) throw new FluxError('bad-format', `CLIP config.json: hidden_size ${config.hiddenSize} is not a multiple of ${config.numHeads} heads`);
   return config;
@@ -212,8 +219,9 @@ export interface ClipOutputs {
   readonly pooled: Float32Array;
 }
 
-/** The index of the first EOS, whose final state is CLIP's pooled output. */
-export function firstEos(ids: Int32Array, eosId: number): number {
+/** The index of the first EOS (or, for a legacy config, of the first largest id): CLIP's pooled position. */
+export function firstEos(ids: Int32Array, eosId: number | undefined): number {
+  if (eosId === undefined) return ids.indexOf(ids.reduce((a, b) => Math.max(a, b), -Infinity));
   const at = ids.indexOf(eosId);
   if (at < 0) throw new FluxError('bad-argument', `CLIP ids hold no EOS (${eosId}): the pooled output is the state at the first EOS`);
   return at;

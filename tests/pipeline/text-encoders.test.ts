@@ -124,3 +124,16 @@ describe('text encoder errors: one clear line', () => {
 function encoderIdsOf(encoders: TextEncoders, g: TextGolden) {
   return encoders.encodeIds({ t5: g.t5Ids, clip: g.clipIds });
 }
+
+describe('CLIP pooling position', () => {
+  it("a legacy config (eos_token_id 2, as FLUX.1's text_encoder/) pools at the largest id, the real EOS", async () => {
+    const clip = await encoderVariant(CLIP_DIR, { dtype: 'BF16', config: { eos_token_id: 2 } });
+    const encoders = await TextEncoders.load(await testGpu(), { clip }, { precision: 'fp32' });
+    try {
+      const out = await encoders.encodeIds({ clip: golden.clipIds });
+      expect(maxRelError(out.clipPooled!, golden.clipPooled)).toBeLessThan(FLOAT_TOLERANCE);
+    } finally {
+      encoders.destroy();
+    }
+  });
+});
