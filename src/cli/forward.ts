@@ -3,7 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import { FluxError } from '../errors.ts';
 import { formatBytes } from '../gpu/buffers.ts';
 import { PRECISION_PRESETS, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import type { FluxInputs } from '../model/inputs.ts';
@@ -112,7 +111,6 @@ export const forwardCommand: Command = {
           rotation,
           groupSize,
           overrides,
-          quantizedLinear,
           onProgress: (p) => progressLine(`loading ${p.done}/${p.total} ${p.layer}`),
         });
       } finally {

@@ -28,24 +28,16 @@ import {
   TOP_LEVEL,
   type DoubleStreamNames,
 } from './layout.ts';
-import { encodeLinear, FloatLinear, withInput, type LinearLayer } from '../nn/linear.ts';
+import { LinearSlot, type LinearSpec } from '../nn/factory.ts';
+import { encodeLinear, withInput, type LinearLayer } from '../nn/linear.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 
 /**
- * Builds a quantized layer from float weights on the GPU (ConvRot INT4/INT8). The layer takes ownership of
- * `bias`; `weight` stays the caller's (it is freed once the layer is built).
+ * Several canonical linears reading the same input and writing adjacent column ranges of one output. Each
+ * part is its own slot, so one can be rebuilt at another precision while it keeps its column range.
  */
-export type QuantizedLinearFactory = (
-  ctx: GpuContext,
-  weight: GpuTensor,
-  bias: GpuTensor | undefined,
-  precision: Exclude<LayerPrecision, 'float'>,
-  plan: QuantPlan,
-) => Promise<LinearLayer>;
-
-/** Several canonical linears reading the same input and writing adjacent column ranges of one output. */
 interface LinearGroup {
-  readonly parts: readonly { readonly layer: LinearLayer; readonly col0: number }[];
+  readonly parts: readonly { readonly layer: LinearSlot; readonly col0: number }[];
 }
 
 /** A modulation linear and where its output (shift, scale, gate, …) sits in the modulation buffer. */
@@ -120,8 +112,6 @@ export interface LoadProgress {
 
 export interface TransformerLoadOptions {
   readonly quant: QuantPlan;
-  /** Required when the plan quantizes any layer. */
-  readonly quantizedLinear?: QuantizedLinearFactory;
   readonly onProgress?: (p: LoadProgress) => void;
 }
 
@@ -144,6 +134,7 @@ export class FluxTransformer {
     /** Elements of the modulation buffer. */
     readonly modulationSize: number,
     private readonly ownedTensors: readonly GpuTensor[],
+    private readonly slots: ReadonlyMap<string, LinearSlot>,
   ) {}
 
   static async load(ctx: GpuContext, checkpoint: FluxCheckpoint, options: TransformerLoadOptions): Promise<FluxTransformer> {
@@ -152,13 +143,13 @@ export class FluxTransformer {
       const config = checkpoint.config;
       const h = config.hiddenSize;
       const top = {
-        imgIn: await loader.linear([TOP_LEVEL.imgIn]),
-        txtIn: await loader.linear([TOP_LEVEL.txtIn]),
-        timeIn: [await loader.linear([TOP_LEVEL.timeIn1]), await loader.linear([TOP_LEVEL.timeIn2])] as const,
+        imgIn: await loader.linear(TOP_LEVEL.imgIn),
+        txtIn: await loader.linear(TOP_LEVEL.txtIn),
+        timeIn: [await loader.linear(TOP_LEVEL.timeIn1), await loader.linear(TOP_LEVEL.timeIn2)] as const,
         guidanceIn: config.guidanceEmbed
-          ? ([await loader.linear([TOP_LEVEL.guidanceIn1]), await loader.linear([TOP_LEVEL.guidanceIn2])] as const)
+          ? ([await loader.linear(TOP_LEVEL.guidanceIn1), await loader.linear(TOP_LEVEL.guidanceIn2)] as const)
           : undefined,
-        vecIn: [await loader.linear([TOP_LEVEL.vecIn1]), await loader.linear([TOP_LEVEL.vecIn2])] as const,
+        vecIn: [await loader.linear(TOP_LEVEL.vecIn1), await loader.linear(TOP_LEVEL.vecIn2)] as const,
       };
       const doubles: DoubleBlockWeights[] = [];
       for (let i = 0; i < config.depthDouble; i++) {
@@ -167,9 +158,9 @@ export class FluxTransformer {
           modulation: await loader.modulation(prefix + names.modulation, DOUBLE_MODULATION_CHUNKS * h),
           qkv: await loader.group([names.q, names.k, names.v].map((n) => prefix + n)),
           norm: { q: await loader.vector(`${prefix}${names.normQ}.weight`), k: await loader.vector(`${prefix}${names.normK}.weight`) },
-          attnOut: await loader.linear([prefix + names.attnOut]),
-          mlpIn: await loader.linear([prefix + names.mlpIn]),
-          mlpOut: await loader.linear([prefix + names.mlpOut]),
+          attnOut: await loader.linear(prefix + names.attnOut),
+          mlpIn: await loader.linear(prefix + names.mlpIn),
+          mlpOut: await loader.linear(prefix + names.mlpOut),
         });
         doubles.push({ img: await stream(DOUBLE_STREAMS.img), txt: await stream(DOUBLE_STREAMS.txt) });
       }
@@ -181,12 +172,12 @@ export class FluxTransformer {
           modulation: await loader.modulation(prefix + b.modulation, SINGLE_MODULATION_CHUNKS * h),
           linear1: await loader.group([b.q, b.k, b.v, b.mlpIn].map((n) => prefix + n)),
           norm: { q: await loader.vector(`${prefix}${b.normQ}.weight`), k: await loader.vector(`${prefix}${b.normK}.weight`) },
-          out: await loader.linear([prefix + b.out]),
+          out: await loader.linear(prefix + b.out),
         });
       }
       const finalModulation = await loader.modulation(TOP_LEVEL.finalModulation, FINAL_MODULATION_CHUNKS * h);
-      const finalLinear = await loader.linear([TOP_LEVEL.finalLinear]);
-      return new FluxTransformer(ctx, config, options.quant, { ...top, finalModulation, finalLinear }, doubles, singles, loader.modulationSize, loader.vectors);
+      const finalLinear = await loader.linear(TOP_LEVEL.finalLinear);
+      return new FluxTransformer(ctx, config, options.quant, { ...top, finalModulation, finalLinear }, doubles, singles, loader.modulationSize, loader.vectors, loader.slots);
     } catch (e) {
       loader.destroyAll();
       throw e;
@@ -196,7 +187,7 @@ export class FluxTransformer {
   /** Bytes of GPU memory held by the weights. */
   get weightBytes(): number {
     let bytes = 0;
-    for (const layer of this.layers()) bytes += layer.weightBytes;
+    for (const layer of this.slots.values()) bytes += layer.weightBytes;
     for (const t of this.ownedTensors) bytes += t.buffer.size;
     return bytes;
   }
@@ -298,6 +289,14 @@ export class FluxTransformer {
     await encodeLinear(batch, this.top.finalLinear, image(acts.normed), { tensor: out });
   }
 
+  /**
+   * Every linear of the model by canonical (diffusers) name, e.g. `single_transformer_blocks.3.attn.to_v`.
+   * `slot.rebuild(precision, provider)` swaps one in place (the demo's INT4/INT8 toggles, the weight cache).
+   */
+  layers(): ReadonlyMap<string, LinearSlot> {
+    return this.slots;
+  }
+
   get depthDouble(): number {
     return this.doubles.length;
   }
@@ -307,7 +306,7 @@ export class FluxTransformer {
   }
 
   destroy(): void {
-    for (const layer of this.layers()) layer.destroy();
+    for (const layer of this.slots.values()) layer.destroy();
     for (const t of this.ownedTensors) t.buffer.destroy();
   }
 
@@ -315,22 +314,6 @@ export class FluxTransformer {
     for (const d of this.doubles) yield d.img.modulation, yield d.txt.modulation;
     for (const s of this.singles) yield s.modulation;
     yield this.top.finalModulation;
-  }
-
-  private *layers(): Generator<LinearLayer> {
-    const t = this.top;
-    yield t.imgIn, yield t.txtIn, yield* t.timeIn, yield* t.guidanceIn ?? [], yield* t.vecIn, yield t.finalLinear;
-    for (const m of this.modulations()) yield m.layer;
-    for (const d of this.doubles) {
-      for (const s of [d.img, d.txt]) {
-        for (const p of s.qkv.parts) yield p.layer;
-        yield s.attnOut, yield s.mlpIn, yield s.mlpOut;
-      }
-    }
-    for (const s of this.singles) {
-      for (const p of s.linear1.parts) yield p.layer;
-      yield s.out;
-    }
   }
 }
 
@@ -344,7 +327,7 @@ function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: 
 /** Reads canonical tensors and turns them into GPU layers at the plan's precision. */
 class WeightLoader {
   readonly vectors: GpuTensor[] = [];
-  private readonly built: LinearLayer[] = [];
+  readonly slots = new Map<string, LinearSlot>();
   private done = 0;
   private readonly total: number;
   modulationSize = 0;
@@ -367,96 +350,72 @@ class WeightLoader {
   }
 
   async modulation(name: string, size: number): Promise<Modulation> {
-    const layer = await this.linear([name]);
+    const layer = await this.linear(name);
     if (layer.outFeatures !== size) throw new FluxError('bad-shape', `${name}: ${layer.outFeatures} outputs, expected ${size}`);
     const offset = this.modulationSize;
     this.modulationSize += size;
     return { layer, offset };
   }
 
-  /**
-   * Canonical linears reading the same input, as few layers as their precisions allow: consecutive ones of
-   * equal precision are one layer with their weight rows concatenated (exact: scales are per output row).
-   */
+  /** Canonical linears reading the same input, one slot each, at adjacent column ranges. */
   async group(names: readonly string[]): Promise<LinearGroup> {
-    const parts: { layer: LinearLayer; col0: number }[] = [];
+    const layers = await this.linears(names);
     let col0 = 0;
-    for (let i = 0; i < names.length; ) {
-      let j = i + 1;
-      while (j < names.length && this.precisionOf(names[j]!) === this.precisionOf(names[i]!)) j++;
-      const layer = await this.linear(names.slice(i, j));
-      parts.push({ layer, col0 });
-      col0 += layer.outFeatures;
-      i = j;
-    }
-    return { parts };
+    return {
+      parts: layers.map((layer) => {
+        const part = { layer, col0 };
+        col0 += layer.outFeatures;
+        return part;
+      }),
+    };
   }
 
-  /** One layer from canonical linears stacked by rows (they share the precision). */
-  async linear(names: readonly string[]): Promise<LinearLayer> {
-    const precision = this.precisionOf(names[0]!);
-    // One at a time: parts of a fused file tensor (BFL qkv, linear1) then come from one read of it.
+  async linear(name: string): Promise<LinearSlot> {
+    return (await this.linears([name]))[0]!;
+  }
+
+  /**
+   * Slots for canonical linears, each at its planned precision. All weights are read before the biases:
+   * parts of one fused file tensor (BFL qkv, linear1) are adjacent, so each file tensor is read once.
+   */
+  private async linears(names: readonly string[]): Promise<LinearSlot[]> {
     const weights: CanonicalTensor[] = [];
-    const biases: Float32Array[] = [];
+    const biases: Float32Array<ArrayBuffer>[] = [];
     for (const n of names) weights.push(await this.checkpoint.read(`${n}.weight`));
     for (const n of names) biases.push(await this.checkpoint.readFloat32(`${n}.bias`));
-    const inFeatures = weights[0]!.shape[1]!;
-    const outFeatures = weights.reduce((n, w) => n + w.shape[0]!, 0);
-    const label = names.join('+');
-    const dtype = weights[0]!.dtype;
-    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const weightBytes = dtype === 'BF16' ? concatBytes(weights.map((w) => w.bytes)) : concatFloats(weights.map((w) => toFloat32(w.bytes, w.dtype)));
-    const weight: GpuTensor = {
-      buffer: await uploadBuffer(this.ctx, weightBytes, `${label}.weight`),
-      offset: 0,
-      shape: [outFeatures, inFeatures],
-      dtype: dtype === 'BF16' ? 'bf16' : 'f32',
-    };
-    const bias: GpuTensor = { buffer: await uploadBuffer(this.ctx, concatFloats(biases), `${label}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
-    let layer: LinearLayer;
-    if (precision === 'float') layer = new FloatLinear(weight, bias);
-    else {
-      const factory = this.options.quantizedLinear;
-      if (!factory) throw new FluxError('bad-argument', `${label} is planned as ${precision} but no quantized layer implementation was given`);
-      try {
-        layer = await factory(this.ctx, weight, bias, precision, this.options.quant);
-      } catch (e) {
-        bias.buffer.destroy();
-        throw e;
-      } finally {
-        weight.buffer.destroy();
-      }
+    const slots: LinearSlot[] = [];
+    for (const [i, name] of names.entries()) {
+      const w = weights[i]!;
+      // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
+      const bf16 = w.dtype === 'BF16';
+      const weight: GpuTensor = {
+        buffer: await uploadBuffer(this.ctx, bf16 ? w.bytes : toFloat32(w.bytes, w.dtype), `${name}.weight`),
+        offset: 0,
+        shape: w.shape,
+        dtype: bf16 ? 'bf16' : 'f32',
+      };
+      const bias: GpuTensor = { buffer: await uploadBuffer(this.ctx, biases[i]!, `${name}.bias`), offset: 0, shape: [w.shape[0]!], dtype: 'f32' };
+      const slot = await LinearSlot.build(this.ctx, name, this.specOf(name), { kind: 'float', weight, bias });
+      this.slots.set(name, slot);
+      slots.push(slot);
+      this.progress(name);
     }
-    this.built.push(layer);
-    for (const n of names) this.progress(n);
-    return layer;
+    return slots;
   }
 
   destroyAll(): void {
-    for (const layer of this.built) layer.destroy();
+    for (const layer of this.slots.values()) layer.destroy();
     for (const t of this.vectors) t.buffer.destroy();
   }
 
-  private precisionOf(name: string): LayerPrecision {
-    return this.options.quant.layers.get(name) ?? 'float';
+  private specOf(name: string): LinearSpec {
+    const { layers, rotation, groupSize } = this.options.quant;
+    const precision: LayerPrecision = layers.get(name) ?? 'float';
+    return { precision, rotation, groupSize };
   }
 
   private progress(layer: string): void {
     this.done++;
     this.options.onProgress?.({ done: this.done, total: this.total, layer });
   }
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
-function concatFloats(parts: readonly Float32Array[]): Float32Array<ArrayBuffer> {
-  return new Float32Array(concatBytes(parts.map((p) => new Uint8Array(p.buffer, p.byteOffset, p.byteLength))).buffer);
 }
