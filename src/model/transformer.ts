@@ -6,7 +6,6 @@
  * the single blocks), so joining them before the single blocks costs nothing.
  */
 import { FluxError } from '../errors.ts';
-import { uploadBuffer } from '../gpu/buffers.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
@@ -14,8 +13,7 @@ import { attention } from '../kernels/attention.ts';
 import type { Block } from '../kernels/block.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
-import { toFloat32 } from '../weights/dtypes.ts';
-import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
+import type { FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
@@ -28,24 +26,12 @@ import {
   TOP_LEVEL,
   type DoubleStreamNames,
 } from './layout.ts';
-import { LinearSlot, type LinearSpec } from '../nn/factory.ts';
+import type { LinearSlot } from '../nn/factory.ts';
 import { encodeLinear, withInput, type LinearLayer } from '../nn/linear.ts';
-import type { LayerPrecision, QuantPlan } from './precision.ts';
+import type { QuantPlan } from './precision.ts';
+import { WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions } from './weight-loader.ts';
 
-/**
- * Several canonical linears reading the same input and writing adjacent column ranges of one output. Each
- * part is its own slot, so one can be rebuilt at another precision while it keeps its column range.
- */
-interface LinearGroup {
-  readonly parts: readonly { readonly layer: LinearSlot; readonly col0: number }[];
-}
-
-/** A modulation linear and where its output (shift, scale, gate, …) sits in the modulation buffer. */
-interface Modulation {
-  readonly layer: LinearLayer;
-  /** Element offset of the first chunk in the modulation buffer. */
-  readonly offset: number;
-}
+export type { LoadProgress, TransformerLoadOptions } from './weight-loader.ts';
 
 interface StreamWeights {
   readonly modulation: Modulation;
@@ -102,17 +88,6 @@ export interface TransformerActivations {
 /** Rows [row0, row0 + rows) of a matrix tensor as a kernel block. */
 export function rowsOf(tensor: GpuTensor, row0: number, rows: number): Block {
   return { tensor, row0, rows };
-}
-
-export interface LoadProgress {
-  readonly done: number;
-  readonly total: number;
-  readonly layer: string;
-}
-
-export interface TransformerLoadOptions {
-  readonly quant: QuantPlan;
-  readonly onProgress?: (p: LoadProgress) => void;
 }
 
 export class FluxTransformer {
@@ -322,100 +297,4 @@ function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: 
   return withInput(x, async (input) => {
     for (const { layer, col0 } of group.parts) await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
   });
-}
-
-/** Reads canonical tensors and turns them into GPU layers at the plan's precision. */
-class WeightLoader {
-  readonly vectors: GpuTensor[] = [];
-  readonly slots = new Map<string, LinearSlot>();
-  private done = 0;
-  private readonly total: number;
-  modulationSize = 0;
-
-  constructor(
-    private readonly ctx: GpuContext,
-    private readonly checkpoint: FluxCheckpoint,
-    private readonly options: TransformerLoadOptions,
-  ) {
-    this.total = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.weight')).length;
-  }
-
-  /** A float32 vector parameter (QK-norm scales). */
-  async vector(name: string): Promise<GpuTensor> {
-    const values = await this.checkpoint.readFloat32(name);
-    const tensor: GpuTensor = { buffer: await uploadBuffer(this.ctx, values, name), offset: 0, shape: [values.length], dtype: 'f32' };
-    this.vectors.push(tensor);
-    this.progress(name);
-    return tensor;
-  }
-
-  async modulation(name: string, size: number): Promise<Modulation> {
-    const layer = await this.linear(name);
-    if (layer.outFeatures !== size) throw new FluxError('bad-shape', `${name}: ${layer.outFeatures} outputs, expected ${size}`);
-    const offset = this.modulationSize;
-    this.modulationSize += size;
-    return { layer, offset };
-  }
-
-  /** Canonical linears reading the same input, one slot each, at adjacent column ranges. */
-  async group(names: readonly string[]): Promise<LinearGroup> {
-    const layers = await this.linears(names);
-    let col0 = 0;
-    return {
-      parts: layers.map((layer) => {
-        const part = { layer, col0 };
-        col0 += layer.outFeatures;
-        return part;
-      }),
-    };
-  }
-
-  async linear(name: string): Promise<LinearSlot> {
-    return (await this.linears([name]))[0]!;
-  }
-
-  /**
-   * Slots for canonical linears, each at its planned precision. All weights are read before the biases:
-   * parts of one fused file tensor (BFL qkv, linear1) are adjacent, so each file tensor is read once.
-   */
-  private async linears(names: readonly string[]): Promise<LinearSlot[]> {
-    const weights: CanonicalTensor[] = [];
-    const biases: Float32Array<ArrayBuffer>[] = [];
-    for (const n of names) weights.push(await this.checkpoint.read(`${n}.weight`));
-    for (const n of names) biases.push(await this.checkpoint.readFloat32(`${n}.bias`));
-    const slots: LinearSlot[] = [];
-    for (const [i, name] of names.entries()) {
-      const w = weights[i]!;
-      // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-      const bf16 = w.dtype === 'BF16';
-      const weight: GpuTensor = {
-        buffer: await uploadBuffer(this.ctx, bf16 ? w.bytes : toFloat32(w.bytes, w.dtype), `${name}.weight`),
-        offset: 0,
-        shape: w.shape,
-        dtype: bf16 ? 'bf16' : 'f32',
-      };
-      const bias: GpuTensor = { buffer: await uploadBuffer(this.ctx, biases[i]!, `${name}.bias`), offset: 0, shape: [w.shape[0]!], dtype: 'f32' };
-      const slot = await LinearSlot.build(this.ctx, name, this.specOf(name), { kind: 'float', weight, bias });
-      this.slots.set(name, slot);
-      slots.push(slot);
-      this.progress(name);
-    }
-    return slots;
-  }
-
-  destroyAll(): void {
-    for (const layer of this.slots.values()) layer.destroy();
-    for (const t of this.vectors) t.buffer.destroy();
-  }
-
-  private specOf(name: string): LinearSpec {
-    const { layers, rotation, groupSize } = this.options.quant;
-    const precision: LayerPrecision = layers.get(name) ?? 'float';
-    return { precision, rotation, groupSize };
-  }
-
-  private progress(layer: string): void {
-    this.done++;
-    this.options.onProgress?.({ done: this.done, total: this.total, layer });
-  }
 }

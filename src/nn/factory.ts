@@ -140,7 +140,7 @@ export class LinearSlot implements LinearLayer {
   }
 
   /** The current layer's packed weights (for the packed file format and the cache); float layers have none. */
-  exportPacked(): Promise<PackedLinear> {
+  async exportPacked(): Promise<PackedLinear> {
     if (!(this.current instanceof ConvLinear)) throw new FluxError('bad-argument', `${this.name} is a ${this.precision} layer: nothing packed to export`);
     return this.current.exportPacked();
   }
