@@ -6,7 +6,6 @@ import { decodePrecisionMap, type PrecisionMap, type PrecisionOverride, type Pre
 import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
 import { sensitivityFor } from '../model/quality/calibration.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import { checkpointFromParams, loadHostModel } from '../pipeline/quality.ts';
@@ -107,7 +106,6 @@ export const forwardCommand: Command = {
           rotation,
           groupSize,
           overrides,
-          quantizedLinear,
           onProgress: (p) => progressLine(`loading ${p.done}/${p.total} ${p.layer}`),
         });
       } finally {

@@ -10,9 +10,19 @@ import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
 import { reportCommand } from './report.ts';
 import { smoothCommand } from './smooth.ts';
+import { encodeCommand, tokenizeCommand } from './text.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand, calibrateCommand, smoothCommand, reportCommand];
+const COMMANDS: readonly Command[] = [
+  infoCommand,
+  forwardCommand,
+  tokenizeCommand,
+  encodeCommand,
+  benchCommand,
+  calibrateCommand,
+  smoothCommand,
+  reportCommand,
+];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;

@@ -10,6 +10,8 @@ export const NORM_EPS = 1e-6;
 /** √(2/π), the tanh-GELU constant. */
 const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
+/** quick_gelu's sigmoid slope (OpenAI CLIP). */
+export const QUICK_GELU_SLOPE = 1.702;
 
 /** y = x·Wᵀ + b for x [rows, inFeatures], W [outFeatures, inFeatures], b [outFeatures]. */
 export function linear(x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array): Float32Array {
@@ -113,36 +115,90 @@ export function applyRope(x: Float32Array, tokens: number, heads: number, headDi
   return y;
 }
 
-/** softmax(Q·Kᵀ/√headDim)·V per head, no mask; q, k, v and the result are [tokens, heads·headDim]. */
-export function attention(q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, heads: number, headDim: number): Float32Array {
+export interface AttentionOptions {
+  /** Multiplies q·k; default 1/√headDim. */
+  readonly scale?: number;
+  /** Query i sees keys j <= i only. */
+  readonly causal?: boolean;
+  /** [heads, 2·tokens − 1]: added to head h's score of (i, j) at offset j − i + tokens − 1. */
+  readonly offsetBias?: Float32Array;
+}
+
+/** softmax(scale·Q·Kᵀ + bias)·V per head, optionally causal; q, k, v and the result are [tokens, heads·headDim]. */
+export function attention(q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, heads: number, headDim: number, options: AttentionOptions = {}): Float32Array {
   const width = heads * headDim;
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = options.scale ?? 1 / Math.sqrt(headDim);
+  const biasStride = 2 * tokens - 1;
   const out = new Float32Array(tokens * width);
   const scores = new Float64Array(tokens);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < tokens; i++) {
       const qBase = i * width + h * headDim;
+      const keys = options.causal ? i + 1 : tokens;
       let max = -Infinity;
-      for (let j = 0; j < tokens; j++) {
+      for (let j = 0; j < keys; j++) {
         const kBase = j * width + h * headDim;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qBase + d] * k[kBase + d];
-        scores[j] = dot * scale;
+        scores[j] = dot * scale + (options.offsetBias ? options.offsetBias[h * biasStride + j - i + tokens - 1] : 0);
         max = Math.max(max, scores[j]);
       }
       let total = 0;
-      for (let j = 0; j < tokens; j++) {
+      for (let j = 0; j < keys; j++) {
         scores[j] = Math.exp(scores[j] - max);
         total += scores[j];
       }
       for (let d = 0; d < headDim; d++) {
         let acc = 0;
-        for (let j = 0; j < tokens; j++) acc += scores[j] * v[j * width + h * headDim + d];
+        for (let j = 0; j < keys; j++) acc += scores[j] * v[j * width + h * headDim + d];
         out[qBase + d] = acc / total;
       }
     }
   }
   return out;
+}
+
+/** LayerNorm of each row of x [rows, weight.length] with affine weight and bias (CLIP), biased variance. */
+export function layerNorm(x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array, eps: number): Float32Array {
+  const cols = weight.length;
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let mean = 0;
+    for (let c = 0; c < cols; c++) mean += x[base + c];
+    mean /= cols;
+    let variance = 0;
+    for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
+    variance /= cols;
+    const inv = 1 / Math.sqrt(variance + eps);
+    for (let c = 0; c < cols; c++) y[base + c] = (x[base + c] - mean) * inv * weight[c] + bias[c];
+  }
+  return y;
+}
+
+/** T5's RMSNorm of each row of x [rows, weight.length]: x / √(mean(x²) + eps) · weight, no mean subtraction. */
+export function rmsNormRows(x: Float32Array, rows: number, weight: Float32Array, eps: number): Float32Array {
+  const cols = weight.length;
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let meanSquare = 0;
+    for (let c = 0; c < cols; c++) meanSquare += x[base + c] ** 2;
+    const inv = 1 / Math.sqrt(meanSquare / cols + eps);
+    for (let c = 0; c < cols; c++) y[base + c] = x[base + c] * inv * weight[c];
+  }
+  return y;
+}
+
+/** CLIP's quick_gelu: x·σ(1.702·x). */
+export function quickGelu(x: Float32Array): Float32Array {
+  return x.map((v) => v / (1 + Math.exp(-QUICK_GELU_SLOPE * v)));
+}
+
+/** T5's gated GELU: gelu_tanh(gate) ⊙ up, element by element. */
+export function gatedGeluTanh(gate: Float32Array, up: Float32Array): Float32Array {
+  const g = geluTanh(gate);
+  return g.map((v, i) => v * up[i]);
 }
 
 /** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
