@@ -1,15 +1,16 @@
 /**
  * 2-D convolution on pixel-major [rows, width, channels] tensors (shaders/conv.wgsl): 3×3 or 1×1, stride 1,
- * zero padding, with the VAE decoder's fusions (nearest 2× upsampling of the input, GroupNorm-affine + SiLU
- * on load, accumulation into the output) and row bands with one halo row on each side.
+ * zero padding, with the VAE decoder's fusions (nearest 2× upsampling of the input, GroupNorm-affine and
+ * SiLU on load, accumulation into the output) and row bands with one halo row on each side.
  */
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in the shader). */
-const WORKGROUP = 64;
+/** Output pixels per workgroup along each axis, and output vec4s per invocation (TILE, CO_VECS in the shader). */
+const TILE = 8;
+const CO_VECS = 4;
 /** Output channels are written as vec4: weights and outputs are padded to a multiple of this. */
 export const CONV_CHANNEL_ALIGN = 4;
 
@@ -61,8 +62,10 @@ export interface ConvArgs {
   readonly inHeight: number;
   /** [2, width, inChannels]: rows inRow0 − 1 and inRow0 + rows, needed when the band reads past x (3×3). */
   readonly halo?: GpuTensor;
-  /** [2, inChannels] scale then shift: y = conv(silu(scale·x + shift)) (a GroupNorm folded to affine form). */
-  readonly normSilu?: GpuTensor;
+  /** [2, inChannels] scale then shift: y = conv(scale·x + shift) (a GroupNorm folded to affine form). */
+  readonly norm?: GpuTensor;
+  /** SiLU on the (normalized) input. */
+  readonly silu?: boolean;
   /** Nearest-neighbour 2× upsampling of the input before the convolution. */
   readonly upsample?: boolean;
   /** Output rows [outRow0, outRow0 + outRows) of the (upsampled) image, written from row `yRow0` of y. */
@@ -104,18 +107,19 @@ export async function conv2d(batch: CommandBatch, a: ConvArgs): Promise<void> {
     throw new FluxError('bad-argument', `conv: output rows ${outRow0}+${outRows} read input rows ${firstRead}..${lastRead}, outside x (${inRow0}+${inRows}) and its halo`);
   }
   if (a.halo && numel(a.halo.shape) !== 2 * width * cw.inChannels) throw new FluxError('bad-shape', `conv: halo [${a.halo.shape}] is not [2, ${width}, ${cw.inChannels}]`);
-  if (a.normSilu && numel(a.normSilu.shape) !== 2 * cw.inChannels) throw new FluxError('bad-shape', `conv: norm affine [${a.normSilu.shape}] is not [2, ${cw.inChannels}]`);
+  if (a.norm && numel(a.norm.shape) !== 2 * cw.inChannels) throw new FluxError('bad-shape', `conv: norm affine [${a.norm.shape}] is not [2, ${cw.inChannels}]`);
   if (a.y.buffer === a.x.buffer || a.y.buffer === a.halo?.buffer) throw new FluxError('bad-argument', 'conv: y must not share a buffer with its inputs');
   if (outRows === 0) return;
 
   const pipeline = await pipelineFor(batch.ctx, {
     name: 'conv',
-    constants: { KSIZE: k, UPSAMPLE: factor, NORM_SILU: a.normSilu ? 1 : 0, ACCUMULATE: a.accumulate ? 1 : 0 },
+    defines: { KSIZE: k, UPSAMPLE: factor },
+    constants: { NORM: a.norm ? 1 : 0, SILU: a.silu ? 1 : 0, ACCUMULATE: a.accumulate ? 1 : 0 },
   });
   const cout4 = coutPadded / 4;
   const uniforms = packUniforms([inHeight, width, cw.inChannels, inRow0, inRows, outRow0, outRows, cout4, yRow0 * outWidth * cout4]);
   // Unused bindings are filled with buffers already bound read-only (the shader does not read them).
   const halo = a.halo ?? a.x;
-  const affine = a.normSilu ?? cw.bias;
-  batch.dispatch(pipeline, [a.x, halo, cw.weight, cw.bias, affine, a.y], uniforms, [ceilDiv(outRows * outWidth, WORKGROUP), cout4]);
+  const affine = a.norm ?? cw.bias;
+  batch.dispatch(pipeline, [a.x, halo, cw.weight, cw.bias, affine, a.y], uniforms, [ceilDiv(outWidth, TILE), ceilDiv(outRows, TILE), ceilDiv(cout4, CO_VECS)]);
 }

@@ -22,20 +22,24 @@ export interface ConvCase {
   readonly h: number;
   readonly w: number;
   readonly upsample: boolean;
-  readonly normSilu: boolean;
+  /** GroupNorm affine on load, and SiLU after it. */
+  readonly norm: boolean;
+  readonly silu: boolean;
   readonly accumulate: boolean;
   /** Input rows per band (the last band may be shorter); the whole height is one band. */
   readonly bandRows: number;
 }
 
-const base = { upsample: false, normSilu: false, accumulate: false };
+const base = { upsample: false, norm: false, silu: false, accumulate: false };
 export const CONV_CASES: readonly ConvCase[] = [
   { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, bandRows: 9 },
-  { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, normSilu: true, accumulate: true, bandRows: 4 },
+  { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, norm: true, silu: true, accumulate: true, bandRows: 4 },
   { k: 3, cin: 6, cout: 8, h: 7, w: 5, ...base, upsample: true, bandRows: 3 },
-  { k: 3, cin: 16, cout: 3, h: 1, w: 1, ...base, normSilu: true, bandRows: 1 },
+  { k: 3, cin: 16, cout: 3, h: 1, w: 1, ...base, norm: true, silu: true, bandRows: 1 },
+  { k: 1, cin: 20, cout: 12, h: 3, w: 11, ...base, norm: true, bandRows: 3 },
   { k: 1, cin: 6, cout: 3, h: 5, w: 3, ...base, accumulate: true, bandRows: 2 },
-  { k: 3, cin: 64, cout: 64, h: 16, w: 16, ...base, normSilu: true, bandRows: 5 },
+  { k: 3, cin: 64, cout: 64, h: 16, w: 16, ...base, norm: true, silu: true, bandRows: 5 },
+  { k: 3, cin: 32, cout: 32, h: 19, w: 21, ...base, upsample: true, norm: true, bandRows: 7 },
 ];
 
 export interface ConvCaseResult {
@@ -44,7 +48,7 @@ export interface ConvCaseResult {
 }
 
 export function convCaseName(c: ConvCase): string {
-  const extras = [c.upsample && 'upsample', c.normSilu && 'norm+silu', c.accumulate && 'accumulate'].filter(Boolean).join(', ');
+  const extras = [c.upsample && 'upsample', c.norm && 'norm', c.silu && 'silu', c.accumulate && 'accumulate'].filter(Boolean).join(', ');
   return `conv ${c.k}x${c.k} ${c.cin}->${c.cout} on ${c.h}x${c.w}${extras ? ` (${extras})` : ''}, bands of ${c.bandRows} rows`;
 }
 
@@ -64,7 +68,8 @@ export async function runConvCase(ctx: GpuContext, c: ConvCase, seed: number): P
   const prior = randn(cout * oh * ow, seed + 5);
 
   let input = x;
-  if (c.normSilu) input = silu(x.map((v, i) => affine[Math.floor(i / (h * w))]! * v + affine[cin + Math.floor(i / (h * w))]!));
+  if (c.norm) input = x.map((v, i) => affine[Math.floor(i / (h * w))]! * v + affine[cin + Math.floor(i / (h * w))]!);
+  if (c.silu) input = silu(input);
   if (c.upsample) input = ref.upsampleNearest2x(input, cin, h, w);
   let expected = ref.conv2d(input, cin, oh, ow, weight, bias, cout, k);
   if (c.accumulate) expected = expected.map((v, i) => v + prior[i]!);
@@ -100,7 +105,8 @@ export async function runConvCase(ctx: GpuContext, c: ConvCase, seed: number): P
         inRow0: band.row0,
         inHeight: h,
         halo: bands.length > 1 ? f32Tensor(bh!, [2, w, cin]) : undefined,
-        normSilu: c.normSilu ? f32Tensor(ba!, [2, cin]) : undefined,
+        norm: c.norm ? f32Tensor(ba!, [2, cin]) : undefined,
+        silu: c.silu,
         upsample: c.upsample,
         y: f32Tensor(by!, [outRows, ow, coutPadded]),
         outRow0,
