@@ -3,11 +3,11 @@
 // digits), ending in each channel's affine form scale = gamma * rstd, shift = beta - mean * scale that the
 // conv kernel applies on load. Group g holds channels [g * group_channels, (g + 1) * group_channels).
 //
-// entry point partial_sums: one workgroup sums one chunk of CHUNK_PIXELS pixels of one group of one band:
+// entry point partial_sums: one workgroup sums one chunk of chunk_pixels pixels of one group of one band:
 //   partials[g * chunks + chunk_base + chunk] = sum of v (CENTERED = false) or (v - stats[g])^2 (true)
 //   bindings: 0 x array<f32> [pixels, channels] (a band), 1 stats array<f32> [groups] (means; read when
 //             CENTERED), 2 partials array<f32> [groups, chunks], 3 params
-//   grid: (ceil(pixels / CHUNK_PIXELS), groups)
+//   grid: (ceil(pixels / chunk_pixels), groups)
 // entry point finalize: one workgroup per group adds its chunks' partial sums, divides by `count` (pixels of
 //   the whole tensor x group_channels) and
 //   CENTERED = false: writes the mean to stats[g];
@@ -15,11 +15,11 @@
 //   bindings: 0 partials, 1 gamma array<f32> [channels], 2 beta, 3 stats (read and written), 4 affine
 //             array<f32> [2, channels], 5 params
 //   grid: (groups)
-// uniforms: pixels (u32), channels, group_channels, chunk_base, chunks, count (f32), eps (f32)
+// uniforms: pixels (u32), channels, group_channels, chunk_base, chunks, chunk_pixels, count (f32), eps (f32)
 
 struct Params {
   pixels: u32, channels: u32, group_channels: u32,
-  chunk_base: u32, chunks: u32,
+  chunk_base: u32, chunks: u32, chunk_pixels: u32,
   count: f32, eps: f32,
 }
 
@@ -36,8 +36,8 @@ struct Params {
 @group(0) @binding(5) var<uniform> final_params: Params;
 
 override CENTERED: bool = false;
-const WG = 256u;
-const CHUNK_PIXELS = {{CHUNK_PIXELS}}u;
+// Few invocations and long per-invocation loops: barriers are what costs on CPU devices (SwiftShader).
+const WG = 64u;
 
 var<workgroup> sums: array<f32, WG>;
 
@@ -55,8 +55,8 @@ fn reduce_workgroup(li: u32, value: f32) -> f32 {
 fn partial_sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let p = sums_params;
   let g = wid.y;
-  let first = wid.x * CHUNK_PIXELS;
-  let pixels = min(CHUNK_PIXELS, p.pixels - first);
+  let first = wid.x * p.chunk_pixels;
+  let pixels = min(p.chunk_pixels, p.pixels - first);
   var center = 0.0;
   if (CENTERED) { center = mean_in[g]; }
   var acc = 0.0;

@@ -16,13 +16,13 @@ import { progressLine, withGpu } from './gpu.ts';
 const ROTATIONS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
 const DEFAULT_PRECISION: PrecisionPreset = 'mixed';
 
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
   return value as T;
 }
 
 /** A reference-style input: [1, rows, cols] (or without the batch dimension) as flat float32. */
-async function readInput(file: TensorReader, name: string, optional = false): Promise<Float32Array | undefined> {
+export async function readInput(file: TensorReader, name: string, optional = false): Promise<Float32Array | undefined> {
   if (!file.has(name)) {
     if (optional) return undefined;
     throw new FluxError('bad-format', `${file.name}: missing input tensor "${name}"`);
@@ -55,7 +55,7 @@ async function readInputs(path: string): Promise<FluxInputs> {
   }
 }
 
-function asBytes(values: Float32Array): Uint8Array {
+export function asBytes(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 

@@ -5,11 +5,13 @@
 import { isFluxError } from '../errors.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { benchCommand } from './bench.ts';
+import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
+import { sampleCommand } from './sample.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, benchCommand];
+const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, decodeCommand, sampleCommand, benchCommand];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;

@@ -8,17 +8,21 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Pixels one workgroup sums in the first stage: 64 pixels × up to 16 channels per group is 4 values per thread. */
-export const GROUPNORM_CHUNK_PIXELS = 64;
+/** Values one workgroup sums in the first stage (256 per invocation): few workgroups, few barriers. */
+const CHUNK_VALUES = 16384;
+
+function chunkPixels(groupChannels: number): number {
+  return Math.max(1, Math.floor(CHUNK_VALUES / groupChannels));
+}
 
 /** Partial sums a band of `pixels` pixels contributes per group. */
-export function groupNormChunks(pixels: number): number {
-  return ceilDiv(pixels, GROUPNORM_CHUNK_PIXELS);
+export function groupNormChunks(pixels: number, groupChannels: number): number {
+  return ceilDiv(pixels, chunkPixels(groupChannels));
 }
 
 /** f32 values of the partial-sum scratch GroupNorm needs for bands of these pixel counts. */
-export function groupNormPartialsSize(bandPixels: readonly number[], groups: number): number {
-  return groups * bandPixels.reduce((n, p) => n + groupNormChunks(p), 0);
+export function groupNormPartialsSize(bandPixels: readonly number[], channels: number, groups: number): number {
+  return groups * bandPixels.reduce((n, p) => n + groupNormChunks(p, channels / groups), 0);
 }
 
 export interface GroupNormArgs {
@@ -45,8 +49,8 @@ export async function groupNormAffine(batch: CommandBatch, a: GroupNormArgs): Pr
     if (b.dtype !== 'f32' || b.shape[b.shape.length - 1] !== channels) throw new FluxError('bad-shape', `group_norm: band [${b.shape}] ${b.dtype} does not end in ${channels} f32 channels`);
     return numel(b.shape) / channels;
   });
-  const chunks = bandPixels.reduce((n, p) => n + groupNormChunks(p), 0);
-  if (numel(a.partials.shape) < groupNormPartialsSize(bandPixels, groups) || numel(a.means.shape) < groups) {
+  const chunks = bandPixels.reduce((n, p) => n + groupNormChunks(p, groupChannels), 0);
+  if (numel(a.partials.shape) < groupNormPartialsSize(bandPixels, channels, groups) || numel(a.means.shape) < groups) {
     throw new FluxError('bad-shape', `group_norm: scratch [${a.partials.shape}] / [${a.means.shape}] is too small`);
   }
   // WebGPU forbids one buffer bound writable and also bound otherwise in the same dispatch.
@@ -57,19 +61,19 @@ export async function groupNormAffine(batch: CommandBatch, a: GroupNormArgs): Pr
   const count = bandPixels.reduce((n, p) => n + p, 0) * groupChannels;
   if (count === 0) throw new FluxError('bad-shape', 'group_norm: empty tensor');
   const { partials, means } = a;
-  const defines = { CHUNK_PIXELS: GROUPNORM_CHUNK_PIXELS };
+  const perChunk = chunkPixels(groupChannels);
   for (const centered of [false, true]) {
-    const sums = await pipelineFor(batch.ctx, { name: 'groupnorm', entryPoint: 'partial_sums', defines, constants: { CENTERED: centered ? 1 : 0 } });
+    const sums = await pipelineFor(batch.ctx, { name: 'groupnorm', entryPoint: 'partial_sums', constants: { CENTERED: centered ? 1 : 0 } });
     let chunkBase = 0;
     a.bands.forEach((band, i) => {
       const pixels = bandPixels[i]!;
       if (pixels === 0) return;
-      const uniforms = packUniforms([pixels, channels, groupChannels, chunkBase, chunks, { f32: count }, { f32: a.eps }]);
-      batch.dispatch(sums, [band, means, partials], uniforms, [groupNormChunks(pixels), groups]);
-      chunkBase += groupNormChunks(pixels);
+      const uniforms = packUniforms([pixels, channels, groupChannels, chunkBase, chunks, perChunk, { f32: count }, { f32: a.eps }]);
+      batch.dispatch(sums, [band, means, partials], uniforms, [groupNormChunks(pixels, groupChannels), groups]);
+      chunkBase += groupNormChunks(pixels, groupChannels);
     });
-    const finalize = await pipelineFor(batch.ctx, { name: 'groupnorm', entryPoint: 'finalize', defines, constants: { CENTERED: centered ? 1 : 0 } });
-    const uniforms = packUniforms([0, channels, groupChannels, 0, chunks, { f32: count }, { f32: a.eps }]);
+    const finalize = await pipelineFor(batch.ctx, { name: 'groupnorm', entryPoint: 'finalize', constants: { CENTERED: centered ? 1 : 0 } });
+    const uniforms = packUniforms([0, channels, groupChannels, 0, chunks, perChunk, { f32: count }, { f32: a.eps }]);
     batch.dispatch(finalize, [partials, a.gamma, a.beta, means, a.affine], uniforms, groups);
   }
 }

@@ -1,10 +1,10 @@
 /**
- * conv2d (3×3 / 1×1, upsampling, fused GroupNorm-affine + SiLU, accumulation, row bands with halos) and the
+ * conv2d (3×3 / 1×1, upsampling, fused GroupNorm affine and SiLU, row bands with halos) and the
  * banded GroupNorm statistics against the channel-major CPU references. Shared by the Node tests and the
  * browser page.
  */
 import type { GpuContext } from '../../src/gpu/device.ts';
-import { conv2d, convBiasLayout, convWeightLayout, paddedChannels, type ConvKernelSize } from '../../src/kernels/conv.ts';
+import { conv2d, convColumnsSize, convWeightLayout, type ConvKernelSize } from '../../src/kernels/conv.ts';
 import { groupNormAffine, groupNormPartialsSize } from '../../src/kernels/groupnorm.ts';
 import * as ref from '../../src/model/reference/vae-ops.ts';
 import { silu } from '../../src/model/reference/ops.ts';
@@ -25,19 +25,18 @@ export interface ConvCase {
   /** GroupNorm affine on load, and SiLU after it. */
   readonly norm: boolean;
   readonly silu: boolean;
-  readonly accumulate: boolean;
   /** Input rows per band (the last band may be shorter); the whole height is one band. */
   readonly bandRows: number;
 }
 
-const base = { upsample: false, norm: false, silu: false, accumulate: false };
+const base = { upsample: false, norm: false, silu: false };
 export const CONV_CASES: readonly ConvCase[] = [
   { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, bandRows: 9 },
-  { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, norm: true, silu: true, accumulate: true, bandRows: 4 },
+  { k: 3, cin: 5, cout: 7, h: 9, w: 13, ...base, norm: true, silu: true, bandRows: 4 },
   { k: 3, cin: 6, cout: 8, h: 7, w: 5, ...base, upsample: true, bandRows: 3 },
   { k: 3, cin: 16, cout: 3, h: 1, w: 1, ...base, norm: true, silu: true, bandRows: 1 },
   { k: 1, cin: 20, cout: 12, h: 3, w: 11, ...base, norm: true, bandRows: 3 },
-  { k: 1, cin: 6, cout: 3, h: 5, w: 3, ...base, accumulate: true, bandRows: 2 },
+  { k: 1, cin: 6, cout: 3, h: 5, w: 3, ...base, bandRows: 2 },
   { k: 3, cin: 64, cout: 64, h: 16, w: 16, ...base, norm: true, silu: true, bandRows: 5 },
   { k: 3, cin: 32, cout: 32, h: 19, w: 21, ...base, upsample: true, norm: true, bandRows: 7 },
 ];
@@ -48,7 +47,7 @@ export interface ConvCaseResult {
 }
 
 export function convCaseName(c: ConvCase): string {
-  const extras = [c.upsample && 'upsample', c.norm && 'norm', c.silu && 'silu', c.accumulate && 'accumulate'].filter(Boolean).join(', ');
+  const extras = [c.upsample && 'upsample', c.norm && 'norm', c.silu && 'silu'].filter(Boolean).join(', ');
   return `conv ${c.k}x${c.k} ${c.cin}->${c.cout} on ${c.h}x${c.w}${extras ? ` (${extras})` : ''}, bands of ${c.bandRows} rows`;
 }
 
@@ -65,25 +64,18 @@ export async function runConvCase(ctx: GpuContext, c: ConvCase, seed: number): P
   const weight = randn(cout * cin * k * k, seed + 1, 1 / Math.sqrt(cin * k * k));
   const bias = randn(cout, seed + 2);
   const affine = new Float32Array([...randn(cin, seed + 3, 0.7), ...randn(cin, seed + 4, 0.5)]);
-  const prior = randn(cout * oh * ow, seed + 5);
 
   let input = x;
   if (c.norm) input = x.map((v, i) => affine[Math.floor(i / (h * w))]! * v + affine[cin + Math.floor(i / (h * w))]!);
   if (c.silu) input = silu(input);
   if (c.upsample) input = ref.upsampleNearest2x(input, cin, h, w);
-  let expected = ref.conv2d(input, cin, oh, ow, weight, bias, cout, k);
-  if (c.accumulate) expected = expected.map((v, i) => v + prior[i]!);
+  const expected = ref.conv2d(input, cin, oh, ow, weight, bias, cout, k);
 
-  const coutPadded = paddedChannels(cout);
   const xHwc = chwToHwc(x, cin, h * w);
-  // The output keeps paddedChannels(cout) channels per pixel; the padding channels start (and stay) at 0.
-  const priorHwc = new Float32Array(oh * ow * coutPadded);
-  for (let p = 0; p < oh * ow; p++) for (let o = 0; o < cout; o++) priorHwc[p * coutPadded + o] = prior[o * oh * ow + p]!;
-
   const bands: { row0: number; rows: number }[] = [];
   for (let r = 0; r < h; r += c.bandRows) bands.push({ row0: r, rows: Math.min(c.bandRows, h - r) });
-  const out = new Float32Array(oh * ow * coutPadded);
-  // Each band runs as its own batch: input rows, halo rows, the prior output rows.
+  const out = new Float32Array(oh * ow * cout);
+  // Each band runs as its own batch: input rows, halo rows, its output rows.
   for (const band of bands) {
     const halo = new Float32Array(2 * w * cin);
     if (band.row0 > 0) halo.set(rowsOf(xHwc, w, cin, band.row0 - 1, 1), 0);
@@ -94,13 +86,15 @@ export async function runConvCase(ctx: GpuContext, c: ConvCase, seed: number): P
       rowsOf(xHwc, w, cin, band.row0, band.rows),
       halo,
       convWeightLayout(weight, cout, cin, k),
-      convBiasLayout(bias),
+      bias,
       affine,
-      rowsOf(priorHwc, ow, coutPadded, outRow0, outRows),
+      randn(outRows * ow * cout, seed + 5),
+      new Float32Array(outRows * ow * k * k * cin),
     ];
-    const got = await runBatch(ctx, arrays, async (batch, [bx, bh, bw, bb, ba, by]) => {
+    const got = await runBatch(ctx, arrays, async (batch, [bx, bh, bw, bb, ba, by, bc]) => {
+      const weights = { kernelSize: k, inChannels: cin, outChannels: cout, weight: f32Tensor(bw!, [arrays[2]!.length]), bias: f32Tensor(bb!, [cout]) };
       await conv2d(batch, {
-        weights: { kernelSize: k, inChannels: cin, outChannels: cout, weight: f32Tensor(bw!, [arrays[2]!.length]), bias: f32Tensor(bb!, [coutPadded]) },
+        weights,
         x: f32Tensor(bx!, [band.rows, w, cin]),
         inRow0: band.row0,
         inHeight: h,
@@ -108,15 +102,15 @@ export async function runConvCase(ctx: GpuContext, c: ConvCase, seed: number): P
         norm: c.norm ? f32Tensor(ba!, [2, cin]) : undefined,
         silu: c.silu,
         upsample: c.upsample,
-        y: f32Tensor(by!, [outRows, ow, coutPadded]),
+        y: f32Tensor(by!, [outRows, ow, cout]),
         outRow0,
         outRows,
-        accumulate: c.accumulate,
+        columns: f32Tensor(bc!, [convColumnsSize(weights, outRows, ow)]),
       });
     });
-    out.set(got[5]!, outRow0 * ow * coutPadded);
+    out.set(got[5]!, outRow0 * ow * cout);
   }
-  return { name: convCaseName(c), maxRelError: maxRelError(hwcToChw(out, cout, oh * ow, coutPadded), expected) };
+  return { name: convCaseName(c), maxRelError: maxRelError(hwcToChw(out, cout, oh * ow), expected) };
 }
 
 export interface GroupNormCase {
@@ -149,7 +143,7 @@ export async function runGroupNormCase(ctx: GpuContext, c: GroupNormCase, seed: 
   const xHwc = chwToHwc(x, channels, pixels);
   let start = 0;
   const bandArrays = c.bandPixels.map((p) => xHwc.slice(start * channels, (start += p) * channels));
-  const partials = new Float32Array(groupNormPartialsSize(c.bandPixels, groups));
+  const partials = new Float32Array(groupNormPartialsSize(c.bandPixels, channels, groups));
   const arrays = [...bandArrays, gamma, beta, partials, new Float32Array(groups), new Float32Array(2 * channels)];
   const got = await runBatch(ctx, arrays, async (batch, buffers) => {
     const n = bandArrays.length;

@@ -19,7 +19,8 @@ import { readFloat32, uploadBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import type { GpuTensor } from '../../gpu/tensor.ts';
 import { attention } from '../../kernels/attention.ts';
-import { conv2d, convBiasLayout, convWeightLayout, paddedChannels, type ConvKernelSize, type ConvWeights } from '../../kernels/conv.ts';
+import { conv2d, convColumnsSize, convNeedsColumns, convWeightLayout, type ConvKernelSize, type ConvWeights } from '../../kernels/conv.ts';
+import { add } from '../../kernels/elementwise.ts';
 import { groupNormAffine, groupNormPartialsSize } from '../../kernels/groupnorm.ts';
 import type { TensorReader } from '../../weights/safetensors.ts';
 import { vaeUpscale, type VaeConfig } from './config.ts';
@@ -144,6 +145,8 @@ export class DecodeRecorder {
     private readonly memory: ActivationMemory,
     private readonly config: VaeConfig,
     private readonly w: DecoderWeights,
+    /** Bytes of conv gather scratch per dispatch chunk. */
+    private readonly columnBudget: number,
   ) {}
 
   async alloc(height: number, width: number, channels: number, bandRows: number, bands: number, label: string): Promise<Banded> {
@@ -194,7 +197,7 @@ export class DecodeRecorder {
   private async conv(x: Banded, cw: ConvWeights, opts: { upsample?: boolean; norm?: GpuTensor; silu?: boolean } = {}): Promise<Banded> {
     const factor = opts.upsample ? 2 : 1;
     const bandRows = x.bands[0]!.rows * factor;
-    const y = await this.alloc(x.height * factor, x.width * factor, paddedChannels(cw.outChannels), bandRows, x.bands.length, 'vae activation');
+    const y = await this.alloc(x.height * factor, x.width * factor, cw.outChannels, bandRows, x.bands.length, 'vae activation');
     for (const [i, band] of y.bands.entries()) await this.convBand(x, i, cw, band.tensor, band.row0, band.rows, opts);
     return y;
   }
@@ -202,6 +205,7 @@ export class DecodeRecorder {
   /**
    * Output rows [outRow0, outRow0 + outRows) of conv(x) into `y` (from y's row yRow0). With several bands,
    * input band i and its neighbours' edge rows (through a halo buffer) are read; a one-band x is read whole.
+   * The gathered inputs go through a scratch of at most `columnBudget` bytes, in chunks of output rows.
    */
   private async convBand(
     x: Banded,
@@ -210,7 +214,7 @@ export class DecodeRecorder {
     y: GpuTensor,
     outRow0: number,
     outRows: number,
-    opts: { upsample?: boolean; norm?: GpuTensor; silu?: boolean; accumulate?: boolean; yRow0?: number } = {},
+    opts: { upsample?: boolean; norm?: GpuTensor; silu?: boolean; yRow0?: number } = {},
   ): Promise<void> {
     const whole = x.bands.length === 1;
     const band = x.bands[whole ? 0 : i]!;
@@ -223,28 +227,32 @@ export class DecodeRecorder {
       if (above) this.batch.copy(above.tensor.buffer, (above.rows - 1) * rowBytes, halo.buffer, 0, rowBytes);
       if (below) this.batch.copy(below.tensor.buffer, 0, halo.buffer, rowBytes, rowBytes);
     }
-    await conv2d(this.batch, {
-      weights: cw,
-      x: band.tensor,
-      inRow0: band.row0,
-      inHeight: x.height,
-      halo,
-      norm: opts.norm,
-      silu: opts.silu,
-      upsample: opts.upsample,
-      y,
-      outRow0,
-      outRows,
-      yRow0: opts.yRow0,
-      accumulate: opts.accumulate,
-    });
+    const args = { weights: cw, x: band.tensor, inRow0: band.row0, inHeight: x.height, halo, norm: opts.norm, silu: opts.silu, upsample: opts.upsample, y };
+    const yRow0 = opts.yRow0 ?? 0;
+    if (!convNeedsColumns(args)) {
+      await conv2d(this.batch, { ...args, outRow0, outRows, yRow0 });
+    } else {
+      const outWidth = x.width * (opts.upsample ? 2 : 1);
+      const chunkRows = Math.max(1, Math.min(outRows, Math.floor(this.columnBudget / (convColumnsSize(cw, 1, outWidth) * F32_BYTES))));
+      const columns = await this.tensor([convColumnsSize(cw, chunkRows, outWidth)], 'vae conv columns');
+      for (let r = 0; r < outRows; r += chunkRows) {
+        await conv2d(this.batch, { ...args, outRow0: outRow0 + r, outRows: Math.min(chunkRows, outRows - r), yRow0: yRow0 + r, columns });
+      }
+      this.free(columns);
+    }
     if (halo) this.free(halo);
+  }
+
+  /** x_band += y_band, both [rows, width, channels] of the same size. */
+  private async addBand(x: GpuTensor, y: GpuTensor): Promise<void> {
+    const flat = (t: GpuTensor): GpuTensor => ({ ...t, shape: [t.shape[0]! * t.shape[1]!, t.shape[2]!] });
+    await add(this.batch, { x: { tensor: flat(x) }, y: { tensor: flat(y) } });
   }
 
   /** The [2, channels] affine form of GroupNorm over all of x's bands. */
   private async groupNorm(x: Banded, norm: NormWeights): Promise<GpuTensor> {
     const { groups, eps } = this.config;
-    const partials = await this.tensor([groupNormPartialsSize(x.bands.map((b) => b.rows * x.width), groups)], 'group norm partials');
+    const partials = await this.tensor([groupNormPartialsSize(x.bands.map((b) => b.rows * x.width), norm.channels, groups)], 'group norm partials');
     const means = await this.tensor([groups], 'group norm means');
     const affine = await this.tensor([2, norm.channels], 'group norm affine');
     await groupNormAffine(this.batch, { bands: x.bands.map((b) => b.tensor), channels: norm.channels, groups, eps, gamma: norm.gamma, beta: norm.beta, partials, means, affine });
@@ -263,9 +271,15 @@ export class DecodeRecorder {
     for (const [i, band] of x.bands.entries()) {
       const y = await this.tensor([band.rows, x.width, out.channels], 'vae activation');
       out.bands.push({ row0: band.row0, rows: band.rows, tensor: y });
-      if (r.shortcut) await this.convBand(x, i, r.shortcut, y, band.row0, band.rows);
-      else this.batch.copy(band.tensor.buffer, 0, y.buffer, 0, band.rows * x.width * x.channels * F32_BYTES);
-      await this.convBand(h, i, r.conv2, y, band.row0, band.rows, { norm: a2, silu: true, accumulate: true });
+      await this.convBand(h, i, r.conv2, y, band.row0, band.rows, { norm: a2, silu: true });
+      if (r.shortcut) {
+        const skip = await this.tensor([band.rows, x.width, out.channels], 'vae shortcut');
+        await this.convBand(x, i, r.shortcut, skip, band.row0, band.rows);
+        await this.addBand(y, skip);
+        this.free(skip);
+      } else {
+        await this.addBand(y, band.tensor);
+      }
       // Band i of x is not read again; band i - 1 of h was the last halo source for band i.
       this.memory.release(band.tensor.buffer);
       if (i > 0) this.memory.release(h.bands[i - 1]!.tensor.buffer);
@@ -283,8 +297,8 @@ export class DecodeRecorder {
     const affine = await this.groupNorm(x, aw.norm);
     // q, k and v of every pixel side by side: the layout the flash attention kernel reads.
     const qkv = await this.tensor([x.height, x.width, 3 * c], 'vae attention qkv');
-    for (const band of x.bands) {
-      await conv2d(this.batch, { weights: aw.qkv, x: band.tensor, inRow0: band.row0, inHeight: x.height, norm: affine, y: qkv, outRow0: band.row0, outRows: band.rows, yRow0: band.row0 });
+    for (const [i, band] of x.bands.entries()) {
+      await this.convBand(x, i, aw.qkv, qkv, band.row0, band.rows, { norm: affine, yRow0: band.row0 });
     }
     this.free(affine);
     const o = await this.tensor([x.height, x.width, c], 'vae attention out');
@@ -295,9 +309,9 @@ export class DecodeRecorder {
     for (const band of x.bands) {
       const y = await this.tensor([band.rows, x.width, c], 'vae activation');
       out.bands.push({ row0: band.row0, rows: band.rows, tensor: y });
-      this.batch.copy(band.tensor.buffer, 0, y.buffer, 0, band.rows * x.width * c * F32_BYTES);
+      await this.convBand(whole, 0, aw.out, y, band.row0, band.rows);
+      await this.addBand(y, band.tensor);
       this.memory.release(band.tensor.buffer);
-      await this.convBand(whole, 0, aw.out, y, band.row0, band.rows, { accumulate: true });
     }
     this.free(o);
     return out;
@@ -319,12 +333,17 @@ function bytesPerLatentRow(config: VaeConfig, width: number): number {
   return most * F32_BYTES;
 }
 
+/** Largest binding the decoder creates on purpose (bands, conv scratch). */
+function bandBudget(ctx: GpuContext): number {
+  return Math.min(DEFAULT_BAND_BYTES, ctx.limits.maxStorageBufferBindingSize);
+}
+
 function chooseBandRows(ctx: GpuContext, config: VaeConfig, height: number, width: number, requested: number | undefined): number {
   if (requested !== undefined) {
     if (!Number.isInteger(requested) || requested < 1) throw new FluxError('bad-argument', `VAE band rows must be a positive integer, got ${requested}`);
     return Math.min(requested, height);
   }
-  const budget = Math.min(DEFAULT_BAND_BYTES, ctx.limits.maxStorageBufferBindingSize);
+  const budget = bandBudget(ctx);
   return Math.max(1, Math.min(height, Math.floor(budget / bytesPerLatentRow(config, width))));
 }
 
@@ -373,7 +392,7 @@ export class VaeDecoder {
           inChannels: cin,
           outChannels: cout,
           weight: await upload(convWeightLayout(weight, cout, cin, k), `${list[0]}.weight`),
-          bias: await upload(convBiasLayout(bias), `${list[0]}.bias`),
+          bias: await upload(bias, `${list[0]}.bias`),
         };
       },
       async norm(name, channels) {
@@ -399,7 +418,7 @@ export class VaeDecoder {
     const bands = Math.ceil(h / bandRows);
     const transformed = chwToHwc(z.map((v) => v / config.scalingFactor + config.shiftFactor), config.latentChannels, h * w);
     const batch = new CommandBatch(ctx, 'vae decode');
-    const recorder = new DecodeRecorder(batch, ctx.pool, config, this.weights);
+    const recorder = new DecodeRecorder(batch, ctx.pool, config, this.weights, bandBudget(ctx));
     const input = await recorder.alloc(h, w, config.latentChannels, bandRows, bands, 'vae latent');
     const rowValues = w * config.latentChannels;
     for (const band of input.bands) writeBuffer(ctx, band.tensor.buffer, 0, transformed.subarray(band.row0 * rowValues, (band.row0 + band.rows) * rowValues));
@@ -452,7 +471,7 @@ export async function planVaeDecode(ctx: GpuContext, config: VaeConfig, h: numbe
   };
   const factory: WeightFactory = {
     async conv(names, cout, cin, k) {
-      return { kernelSize: k, inChannels: cin, outChannels: cout, weight: weight(k * k * cin * paddedChannels(cout), names[0]!), bias: weight(paddedChannels(cout), names[0]!) };
+      return { kernelSize: k, inChannels: cin, outChannels: cout, weight: weight(k * k * cin * cout, names[0]!), bias: weight(cout, names[0]!) };
     },
     async norm(name, channels) {
       return { channels, gamma: weight(channels, name), beta: weight(channels, name) };
@@ -462,7 +481,7 @@ export async function planVaeDecode(ctx: GpuContext, config: VaeConfig, h: numbe
   const weights = await buildWeights(config, names, factory);
   const bandRows = chooseBandRows(ctx, config, h, w, options.bandRows);
   const bands = Math.ceil(h / bandRows);
-  const recorder = new DecodeRecorder(new CommandBatch(ctx, 'vae decode plan'), memory, config, weights);
+  const recorder = new DecodeRecorder(new CommandBatch(ctx, 'vae decode plan'), memory, config, weights, bandBudget(ctx));
   const input = await recorder.alloc(h, w, config.latentChannels, bandRows, bands, 'vae latent');
   recorder.free(await recorder.decode(input));
   return { peakActivationBytes: peak, weightBytes, largestBandBytes: largest, bandRows, bands };
