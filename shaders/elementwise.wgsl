@@ -6,9 +6,13 @@
 //   bindings: 0 src array<f32>, 1 dst array<f32>, 2 params
 // entry point map_inplace: dst[r, c] = f(dst[r, c])
 //   bindings: 0 dst array<f32>, 1 params
-//   f is chosen by the override ACTIVATION: IDENTITY (a copy), GELU_TANH or SILU.
+//   f is chosen by the override ACTIVATION: IDENTITY (a copy), GELU_TANH, SILU or QUICK_GELU.
 //   uniforms (u32, elements): rows, cols, src_offset, src_stride, dst_offset, dst_stride
 //     (map_inplace ignores the src fields)
+//
+// entry point gated_map:   dst[r, c] = f(gate[r, c]) * up[r, c]    (T5's gated GELU; gate and up may share a buffer)
+//   bindings: 0 gate array<f32>, 1 up array<f32>, 2 dst array<f32>, 3 params
+//   uniforms (u32, elements): rows, cols, gate_offset, gate_stride, up_offset, up_stride, dst_offset, dst_stride
 //
 // entry point residual_add: x[r, c] += gate[c] * y[r, c], or x[r, c] += y[r, c] when has_gate = 0;
 //                           gate[c] = modulation[gate_offset + c], shared by all rows
@@ -38,6 +42,18 @@ struct ResidualParams {
 @group(0) @binding(0) var<storage, read_write> inplace: array<f32>;
 @group(0) @binding(1) var<uniform> inplace_params: MapParams;
 
+struct GatedParams {
+  rows: u32, cols: u32,
+  gate_offset: u32, gate_stride: u32,
+  up_offset: u32, up_stride: u32,
+  dst_offset: u32, dst_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> gate_src: array<f32>;
+@group(0) @binding(1) var<storage, read> up_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gated_dst: array<f32>;
+@group(0) @binding(3) var<uniform> gated_params: GatedParams;
+
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> modulation: array<f32>;
@@ -48,6 +64,7 @@ const WG = 256u;
 const IDENTITY = 0u;
 const GELU_TANH = 1u;
 const SILU = 2u;
+const QUICK_GELU = 3u;
 override ACTIVATION: u32 = IDENTITY;
 
 // sqrt(2 / pi) and the cubic coefficient of the tanh approximation of GELU.
@@ -67,10 +84,18 @@ fn silu(v: f32) -> f32 {
   return v / (1.0 + exp(min(-v, EXP_ARGUMENT_LIMIT)));
 }
 
+// OpenAI CLIP's sigmoid approximation of GELU.
+const QUICK_GELU_SLOPE = 1.702;
+
+fn quick_gelu(v: f32) -> f32 {
+  return v / (1.0 + exp(min(-QUICK_GELU_SLOPE * v, EXP_ARGUMENT_LIMIT)));
+}
+
 fn activation(v: f32) -> f32 {
   switch ACTIVATION {
     case GELU_TANH: { return gelu_tanh(v); }
     case SILU: { return silu(v); }
+    case QUICK_GELU: { return quick_gelu(v); }
     default: { return v; }
   }
 }
@@ -96,6 +121,15 @@ fn map_inplace(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   if (rc.x >= p.rows) { return; }
   let i = p.dst_offset + rc.x * p.dst_stride + rc.y;
   inplace[i] = activation(inplace[i]);
+}
+
+@compute @workgroup_size(WG)
+fn gated_map(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let p = gated_params;
+  let rc = element(wid, nwg, li, p.cols);
+  if (rc.x >= p.rows) { return; }
+  let g = gate_src[p.gate_offset + rc.x * p.gate_stride + rc.y];
+  gated_dst[p.dst_offset + rc.x * p.dst_stride + rc.y] = activation(g) * up_src[p.up_offset + rc.x * p.up_stride + rc.y];
 }
 
 @compute @workgroup_size(WG)

@@ -1,4 +1,5 @@
-// gemm_f32: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n] — a PyTorch Linear (W is [N, K], K-contiguous).
+// gemm_f32: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n] — a PyTorch Linear (W is [N, K], K-contiguous); with
+// accumulate = 1, y[m, n] += that instead (a low-rank branch adding into a quantized layer's output).
 // The float path of every linear and the baseline the integer GEMMs are measured against.
 //
 // bindings: 0 x    array<f32>           M rows of K at x_offset + row * x_stride
@@ -6,10 +7,10 @@
 //           2 bias array<f32> [N]       (read only when has_bias = 1)
 //           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a block of a wider matrix)
 //           4 params (uniform)
-// uniforms (elements): m, k, n, has_bias, x_offset, x_stride, y_offset, y_stride
+// uniforms (elements): m, k, n, has_bias, x_offset, x_stride, y_offset, y_stride, accumulate
 // grid: (ceil(N / BN), ceil(M / BM)); workgroup 4 x 4, each invocation computes a TM x TN = 16 x 16 tile of y.
 
-struct Params { m: u32, k: u32, n: u32, has_bias: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32 }
+struct Params { m: u32, k: u32, n: u32, has_bias: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<{{W_TYPE}}>;
@@ -123,7 +124,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (col >= p.n) { break; }
       var v = a[(c / 4u) * TM + r][c % 4u];
       if (p.has_bias != 0u) { v += bias[col]; }
-      y[p.y_offset + row * p.y_stride + col] = v;
+      let at = p.y_offset + row * p.y_stride + col;
+      if (p.accumulate != 0u) { v += y[at]; }
+      y[at] = v;
     }
   }
 }

@@ -6,7 +6,8 @@ import { loadVaeDecoder } from '../pipeline/load-vae.ts';
 import { encodeSafetensors } from '../weights/safetensors-writer.ts';
 import { openCheckpoint } from '../weights/safetensors.ts';
 import { UsageError, type Command, type ParsedArgs } from './args.ts';
-import { asBytes, readInput } from './forward.ts';
+import { asBytes } from './forward.ts';
+import { readInput } from './inputs.ts';
 import { progressLine, withGpu } from './gpu.ts';
 
 export function requiredFlag(values: ParsedArgs['values'], flag: string): string {

@@ -1,17 +1,21 @@
 /** `forward`: one transformer call on the GPU, inputs and outputs as safetensors (golden tests, debugging). */
 import { writeFile } from 'node:fs/promises';
-import { FluxError } from '../errors.ts';
 import { formatBytes } from '../gpu/buffers.ts';
-import { PRECISION_PRESETS, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
+import type { FluxCheckpoint } from '../model/checkpoint.ts';
+import { decodePrecisionMap, type PrecisionMap, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
+import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
+import { smoothParams } from '../model/quality/smoothing.ts';
 import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
-import type { FluxInputs } from '../model/inputs.ts';
+import { checkpointFromParams, loadHostModel } from '../pipeline/quality.ts';
 import { TransformerRunner } from '../pipeline/transformer-runner.ts';
 import { encodeSafetensors } from '../weights/safetensors-writer.ts';
-import { openCheckpoint, type TensorReader } from '../weights/safetensors.ts';
+import { readJson } from '../weights/sources.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
+import { readInputs } from './inputs.ts';
+import { calibrationFor, parseAlpha, precisionSpec } from './quality-args.ts';
 
 const ROTATIONS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
 const DEFAULT_PRECISION: PrecisionPreset = 'mixed';
@@ -19,40 +23,6 @@ const DEFAULT_PRECISION: PrecisionPreset = 'mixed';
 export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
   return value as T;
-}
-
-/** A reference-style input: [1, rows, cols] (or without the batch dimension) as flat float32. */
-export async function readInput(file: TensorReader, name: string, optional = false): Promise<Float32Array | undefined> {
-  if (!file.has(name)) {
-    if (optional) return undefined;
-    throw new FluxError('bad-format', `${file.name}: missing input tensor "${name}"`);
-  }
-  const { shape } = file.info(name);
-  if (shape.length === 3 && shape[0] !== 1) throw new FluxError('bad-shape', `${file.name}: "${name}" has batch ${shape[0]}; only batch 1 is supported`);
-  return file.readFloat32(name);
-}
-
-function scalar(name: string, values: Float32Array): number {
-  if (values.length !== 1) throw new FluxError('bad-shape', `input "${name}" must hold one value, has ${values.length}`);
-  return values[0]!;
-}
-
-async function readInputs(path: string): Promise<FluxInputs> {
-  const file = await openCheckpoint(path);
-  try {
-    const guidance = await readInput(file, 'guidance', true);
-    return {
-      img: (await readInput(file, 'img'))!,
-      imgIds: (await readInput(file, 'img_ids'))!,
-      txt: (await readInput(file, 'txt'))!,
-      txtIds: (await readInput(file, 'txt_ids'))!,
-      timestep: scalar('timesteps', (await readInput(file, 'timesteps'))!),
-      y: (await readInput(file, 'y'))!,
-      guidance: guidance && scalar('guidance', guidance),
-    };
-  } finally {
-    await file.close();
-  }
 }
 
 export function asBytes(values: Float32Array): Uint8Array {
@@ -64,12 +34,17 @@ export const forwardCommand: Command = {
   summary: 'run one transformer call on the GPU from reference-style inputs and write the output',
   usage:
     'forward --model <file|folder> [--config config.json] --inputs <in.safetensors> --out <out.safetensors> ' +
-    '[--precision fp32|w8a8|w4a4|mixed] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... [--intermediates]',
+    '[--precision fp32|w8a8|w4a4|mixed|auto[:fraction]|<map.json>] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... ' +
+    '[--smooth [--alpha 0.5]] [--calib <calibration.safetensors>] [--intermediates]',
   details: [
     'Inputs are named as the reference Flux.forward arguments: img, img_ids, txt, txt_ids, timesteps, y and,',
     'for guidance-distilled (dev) models, guidance. The output file holds `out` and, with --intermediates, the',
     `streams after every block. --precision defaults to ${DEFAULT_PRECISION}; --int8-layers takes glob patterns over`,
     'diffusers-style layer names (e.g. "single_transformer_blocks.*.proj_out"), repeatable or comma-separated.',
+    '--precision auto[:fraction] keeps the most sensitive block linears at INT8 within that share of the',
+    'parameters (default 0.2) and --smooth folds SmoothQuant into the weights first; both read the calibration',
+    "file ('flux-w4a4 calibrate'), by default the one next to the model. A .json precision map (calibrate",
+    '--precision-map) gives every block linear its precision, low-rank rank, rotation and group.',
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -80,6 +55,9 @@ export const forwardCommand: Command = {
     rotation: { type: 'string', default: 'regular' },
     group: { type: 'string', default: '256' },
     'int8-layers': { type: 'string', multiple: true },
+    smooth: { type: 'boolean', default: false },
+    alpha: { type: 'string', default: '0.5' },
+    calib: { type: 'string' },
     intermediates: { type: 'boolean', default: false },
   },
   positionals: { min: 0, max: 0 },
@@ -92,9 +70,12 @@ export const forwardCommand: Command = {
     const model = required('model');
     const inputsPath = required('inputs');
     const outPath = required('out');
-    const preset = oneOf('precision', String(values.precision), PRECISION_PRESETS);
-    const rotation = oneOf('rotation', String(values.rotation), ROTATIONS);
-    const groupSize = Number(values.group);
+    const precisionText = String(values.precision);
+    const mapFile = precisionText.endsWith('.json') ? decodePrecisionMap(await readJson(precisionText), precisionText) : undefined;
+    const spec = mapFile ? undefined : precisionSpec(precisionText);
+    const alpha = parseAlpha(values.alpha);
+    const rotation = mapFile?.rotation ?? oneOf('rotation', String(values.rotation), ROTATIONS);
+    const groupSize = mapFile?.groupSize ?? Number(values.group);
     if (!Number.isInteger(groupSize) || groupSize <= 0) throw new UsageError(`--group must be a positive integer (got "${String(values.group)}")`);
     const overrides: PrecisionOverride[] = ((values['int8-layers'] as string[] | undefined) ?? [])
       .flatMap((v) => v.split(','))
@@ -102,13 +83,26 @@ export const forwardCommand: Command = {
       .map((pattern) => ({ pattern, precision: 'int8' }));
 
     const inputs = await readInputs(inputsPath);
-    const checkpoint = await openTransformerCheckpoint(model, values.config as string | undefined);
+    const configPath = values.config as string | undefined;
+    let checkpoint: FluxCheckpoint;
+    let preset: PrecisionPreset | PrecisionMap | undefined = mapFile?.preset ?? (spec && 'preset' in spec ? spec.preset : undefined);
+    if (preset !== undefined && !values.smooth) checkpoint = await openTransformerCheckpoint(model, configPath);
+    else {
+      // Smoothing and automatic precision work from the parameters in host memory and the calibration.
+      const host = await loadHostModel(model, configPath);
+      const calibration = await calibrationFor(model, host.config, values.calib as string | undefined);
+      preset ??= resolvePrecisionSpec(spec!, host.config, calibration.sensitivity);
+      const params = values.smooth ? smoothParams(host.config, host.params, calibration, { alpha }) : host.params;
+      checkpoint = await checkpointFromParams(params, host, values.smooth ? `${model} (smoothed)` : model);
+    }
+    const plannedPreset = preset;
     await withGpu(async (ctx) => {
       const loadStart = performance.now();
       let transformer;
       try {
         transformer = await loadTransformer(ctx, checkpoint, {
-          preset,
+          preset: plannedPreset,
+          ranks: mapFile?.ranks,
           rotation,
           groupSize,
           overrides,
@@ -130,9 +124,9 @@ export const forwardCommand: Command = {
         for (const [name, data] of streams) {
           tensors.push({ name, dtype: 'F32', shape: [1, data.length / config.hiddenSize, config.hiddenSize], data: asBytes(data) });
         }
-        const metadata = { precision: preset, rotation, group: String(groupSize), adapter: ctx.adapter.description || ctx.adapter.vendor };
+        const metadata = { precision: String(values.precision), smooth: String(Boolean(values.smooth)), rotation, group: String(groupSize), adapter: ctx.adapter.description || ctx.adapter.vendor };
         await writeFile(outPath, encodeSafetensors(tensors, metadata));
-        const quantization = preset === 'fp32' ? preset : `${preset}, ${rotation} ${groupSize}`;
+        const quantization = plannedPreset === 'fp32' ? plannedPreset : `${String(values.precision)}${values.smooth ? ' smoothed' : ''}, ${rotation} ${groupSize}`;
         progressLine(`forward (${quantization}) in ${seconds.toFixed(2)} s, activations ${formatBytes(runner.activationBytes)}; wrote ${outPath}`, true);
       } finally {
         runner.dispose();

@@ -5,13 +5,28 @@
 import { isFluxError } from '../errors.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { benchCommand } from './bench.ts';
+import { calibrateCommand } from './calibrate.ts';
 import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
 import { infoCommand } from './info.ts';
+import { reportCommand } from './report.ts';
 import { sampleCommand } from './sample.ts';
+import { smoothCommand } from './smooth.ts';
+import { encodeCommand, tokenizeCommand } from './text.ts';
 
 const PROGRAM = 'flux-w4a4';
-const COMMANDS: readonly Command[] = [infoCommand, forwardCommand, decodeCommand, sampleCommand, benchCommand];
+const COMMANDS: readonly Command[] = [
+  infoCommand,
+  forwardCommand,
+  tokenizeCommand,
+  encodeCommand,
+  decodeCommand,
+  sampleCommand,
+  benchCommand,
+  calibrateCommand,
+  smoothCommand,
+  reportCommand,
+];
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;

@@ -11,7 +11,8 @@ import { encodeSafetensors } from '../weights/safetensors-writer.ts';
 import { openCheckpoint } from '../weights/safetensors.ts';
 import { UsageError, type Command } from './args.ts';
 import { requiredFlag, readLatent } from './decode.ts';
-import { asBytes, oneOf, readInput } from './forward.ts';
+import { asBytes, oneOf } from './forward.ts';
+import { readInput } from './inputs.ts';
 import { progressLine, withGpu } from './gpu.ts';
 
 export const sampleCommand: Command = {

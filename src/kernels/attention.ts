@@ -1,7 +1,10 @@
-/** Joint scaled-dot-product attention (shaders/attention.wgsl): flash style, no mask, scale 1/√headDim. */
+/**
+ * Self-attention (shaders/attention.wgsl), flash style: FLUX's joint attention (no mask, scale 1/√headDim), CLIP's
+ * causal attention, and T5's unscaled attention with a relative-position bias.
+ */
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
-import type { GpuTensor } from '../gpu/tensor.ts';
+import { numel, type GpuTensor } from '../gpu/tensor.ts';
 import { blockLayout, type Block } from './block.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
@@ -30,6 +33,15 @@ export interface AttentionArgs {
    * offset and row stride must be multiples of 4; not in the qkv buffer.
    */
   readonly out: Block;
+  /** Multiplies q·k; default 1/√headDim (T5 uses 1). */
+  readonly scale?: number;
+  /** Mask keys after each query (CLIP's text model). */
+  readonly causal?: boolean;
+  /**
+   * An additive score bias that depends only on the key-query offset: [heads, 2·rows − 1] f32, element
+   * (h, j − i + rows − 1) is added to head h's score of query i and key j (T5's relative position bias).
+   */
+  readonly offsetBias?: GpuTensor;
 }
 
 /** Keys per K/V tile: K and V tiles (keys × headDim each) plus the partial scores (keys × WORKGROUP) must fit. */
@@ -38,7 +50,7 @@ export function attentionKeysPerTile(headDim: number, maxWorkgroupStorage: numbe
   return Math.floor(budget / (F32_BYTES * (2 * headDim + WORKGROUP)));
 }
 
-/** out = softmax(q·kᵀ/√headDim)·v for every head over all rows (text and image rows alike). */
+/** out = softmax(scale·q·kᵀ + bias [masked])·v for every head over all rows (text and image rows alike). */
 export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<void> {
   const { heads, headDim } = a;
   if (a.qkv.shape.length !== 2 || a.qkv.dtype !== 'f32') {
@@ -61,6 +73,12 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
   if (a.out.tensor.buffer === a.qkv.buffer) throw new FluxError('bad-argument', 'attention: out must not share the qkv buffer');
   const keysPerTile = attentionKeysPerTile(headDim, batch.ctx.limits.maxComputeWorkgroupStorageSize);
   if (keysPerTile < 1) throw new FluxError('limit-exceeded', `attention: head dim ${headDim} does not fit in workgroup storage`);
+  const biasStride = 2 * rows - 1;
+  if (a.offsetBias && (a.offsetBias.dtype !== 'f32' || numel(a.offsetBias.shape) !== heads * biasStride)) {
+    throw new FluxError('bad-shape', `attention: offset bias [${a.offsetBias.shape}] ${a.offsetBias.dtype} is not f32 [${heads}, ${biasStride}]`);
+  }
+  const scale = a.scale ?? 1 / Math.sqrt(headDim);
+  if (!Number.isFinite(scale)) throw new FluxError('bad-argument', `attention: scale ${scale}`);
   if (rows === 0) return;
 
   const pipeline = await pipelineFor(batch.ctx, { name: 'attention', defines: { HEAD_DIM: headDim, KEYS_PER_TILE: keysPerTile } });
@@ -72,7 +90,11 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
     (2 * hidden) / VEC4,
     out.offset / VEC4,
     out.stride / VEC4,
-    { f32: Math.LOG2E / Math.sqrt(headDim) },
+    { f32: Math.LOG2E * scale },
+    a.causal ? 1 : 0,
+    a.offsetBias ? 1 : 0,
+    biasStride,
   ]);
-  batch.dispatch(pipeline, [a.qkv, a.out.tensor], uniforms, [ceilDiv(rows, rowsPerWorkgroup), heads]);
+  // Without a bias, qkv stands in for the bias binding (both read-only); has_bias = 0 keeps the shader off it.
+  batch.dispatch(pipeline, [a.qkv, a.out.tensor, a.offsetBias ?? a.qkv], uniforms, [ceilDiv(rows, rowsPerWorkgroup), heads]);
 }

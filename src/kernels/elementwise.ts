@@ -1,6 +1,6 @@
 /**
- * Element-wise kernels on rectangular blocks of f32 matrices: GELU (tanh) and SiLU, block copies, and the
- * residual adds of the transformer blocks. Blocks let one dispatch read or write a column or row range of a
+ * Element-wise kernels on rectangular blocks of f32 matrices: GELU (tanh), SiLU and quick_gelu, T5's gated GELU,
+ * block copies, and the residual adds of the transformer blocks. Blocks let one dispatch read or write a column or row range of a
  * wider buffer, e.g. the single block's concat(attention, gelu(mlp)) is written in place of a copy.
  */
 import { FluxError } from '../errors.ts';
@@ -13,7 +13,7 @@ import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 const WORKGROUP = 256;
 
 /** Values of the ACTIVATION override in shaders/elementwise.wgsl. */
-const ACTIVATION = { identity: 0, geluTanh: 1, silu: 2 } as const;
+const ACTIVATION = { identity: 0, geluTanh: 1, silu: 2, quickGelu: 3 } as const;
 type Activation = keyof typeof ACTIVATION;
 
 function elementGrid(l: BlockLayout): number {
@@ -55,6 +55,37 @@ export function geluTanh(batch: CommandBatch, a: MapArgs): Promise<void> {
 /** dst = silu(src) = x·σ(x). */
 export function silu(batch: CommandBatch, a: MapArgs): Promise<void> {
   return map(batch, 'silu', a.src, a.dst, 'silu');
+}
+
+/** dst = quick_gelu(src) = x·σ(1.702·x) (CLIP). */
+export function quickGelu(batch: CommandBatch, a: MapArgs): Promise<void> {
+  return map(batch, 'quickGelu', a.src, a.dst, 'quick_gelu');
+}
+
+export interface GatedMapArgs {
+  /** The activation's input (T5: wi_0's output). */
+  readonly gate: Block;
+  /** The factor (T5: wi_1's output); same rows × cols, may be another column range of gate's buffer. */
+  readonly up: Block;
+  /** Same rows × cols, in a buffer neither gate nor up uses. */
+  readonly dst: Block;
+}
+
+/** dst = gelu_tanh(gate) ⊙ up: T5 v1.1's gated-GELU feed-forward. */
+export async function gatedGeluTanh(batch: CommandBatch, a: GatedMapArgs): Promise<void> {
+  const g = blockLayout(a.gate, 'gated_gelu gate');
+  const u = blockLayout(a.up, 'gated_gelu up');
+  const d = blockLayout(a.dst, 'gated_gelu dst');
+  assertSameSize(g, u, 'gated_gelu');
+  assertSameSize(g, d, 'gated_gelu');
+  // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
+  if (a.dst.tensor.buffer === a.gate.tensor.buffer || a.dst.tensor.buffer === a.up.tensor.buffer) {
+    throw new FluxError('bad-argument', 'gated_gelu: dst shares a buffer with its inputs');
+  }
+  if (g.rows * g.cols === 0) return;
+  const pipeline = await pipelineFor(batch.ctx, { name: 'elementwise', entryPoint: 'gated_map', constants: { ACTIVATION: ACTIVATION.geluTanh } });
+  const uniforms = packUniforms([g.rows, g.cols, g.offset, g.stride, u.offset, u.stride, d.offset, d.stride]);
+  batch.dispatch(pipeline, [a.gate.tensor, a.up.tensor, a.dst.tensor], uniforms, elementGrid(g));
 }
 
 /** dst = src, for blocks of different buffers (a contiguous whole-row range is also `batch.copy`-able). */

@@ -1,4 +1,4 @@
-/** Float GEMM: y = x · Wᵀ + b, the float path of a linear layer. */
+/** Float GEMM: y = x · Wᵀ + b (or y += x · Wᵀ + b), the float path of a linear layer. */
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
@@ -40,6 +40,8 @@ export interface LinearArgs {
   readonly bias?: GpuTensor;
   /** M rows × N columns of f32; may be a column range of a wider matrix (a q/k/v slice of a fused output). */
   readonly y: Block;
+  /** Add the product to what y holds instead of overwriting it (y += x · Wᵀ + b). */
+  readonly accumulate?: boolean;
 }
 
 export async function linearF32(batch: CommandBatch, a: LinearArgs): Promise<void> {
@@ -54,6 +56,6 @@ export async function linearF32(batch: CommandBatch, a: LinearArgs): Promise<voi
   const pipeline = await pipelineFor(batch.ctx, { name: 'gemm_f32', defines: WEIGHT_FORMATS[a.w.dtype] });
   // Without a bias the weight buffer stands in for the binding; has_bias = 0 keeps the shader from reading it.
   const bias = a.bias ?? a.w;
-  const uniforms = packUniforms([x.rows, k, n, a.bias ? 1 : 0, x.offset, x.stride, y.offset, y.stride]);
+  const uniforms = packUniforms([x.rows, k, n, a.bias ? 1 : 0, x.offset, x.stride, y.offset, y.stride, a.accumulate ? 1 : 0]);
   batch.dispatch(pipeline, [a.x.tensor, a.w, bias, a.y.tensor], uniforms, [ceilDiv(n, TILE_N), ceilDiv(x.rows, TILE_M)]);
 }

@@ -1,6 +1,6 @@
 /**
- * The transformer's normalisations: LayerNorm fused with the AdaLN modulation (shaders/norm.wgsl), and the
- * per-head QK RMSNorm fused with RoPE (shaders/qk_norm_rope.wgsl).
+ * Normalisations: the transformer's LayerNorm fused with the AdaLN modulation and the text encoders' affine
+ * LayerNorm and RMSNorm (shaders/norm.wgsl), and the per-head QK RMSNorm fused with RoPE (shaders/qk_norm_rope.wgsl).
  */
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
@@ -37,6 +37,44 @@ export async function layerNormModulate(batch: CommandBatch, a: LayerNormModulat
   const pipeline = await pipelineFor(batch.ctx, { name: 'norm', entryPoint: 'layer_norm_modulate' });
   const uniforms = packUniforms([x.rows, x.cols, x.offset, x.stride, y.offset, y.stride, a.shiftOffset, a.scaleOffset]);
   batch.dispatch(pipeline, [a.x.tensor, a.modulation, a.y.tensor], uniforms, x.rows);
+}
+
+export interface RowNormArgs {
+  /** Input rows × cols. */
+  readonly x: Block;
+  /** Output, same rows × cols, in another buffer. */
+  readonly y: Block;
+  /** [cols] f32. */
+  readonly weight: GpuTensor;
+  readonly eps: number;
+}
+
+/** y = LayerNorm(x)·weight + bias per row (biased variance): CLIP's layer norms. */
+export function layerNorm(batch: CommandBatch, a: RowNormArgs & { readonly bias: GpuTensor }): Promise<void> {
+  return rowNorm(batch, 'layer_norm', a, a.bias);
+}
+
+/** y = x / √(mean(x²) + eps)·weight per row: T5's layer norms. */
+export function rmsNorm(batch: CommandBatch, a: RowNormArgs): Promise<void> {
+  return rowNorm(batch, 'rms_norm', a, undefined);
+}
+
+async function rowNorm(batch: CommandBatch, entryPoint: 'layer_norm' | 'rms_norm', a: RowNormArgs, bias: GpuTensor | undefined): Promise<void> {
+  const x = blockLayout(a.x, `${entryPoint} x`);
+  const y = blockLayout(a.y, `${entryPoint} y`);
+  assertSameSize(x, y, entryPoint);
+  assertVectorFits(a.weight, 0, x.cols, `${entryPoint} weight`);
+  if (bias) assertVectorFits(bias, 0, x.cols, `${entryPoint} bias`);
+  if (!(a.eps >= 0) || !Number.isFinite(a.eps)) throw new FluxError('bad-argument', `${entryPoint}: eps ${a.eps}`);
+  // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
+  if ([a.x.tensor, a.weight, bias].some((t) => t?.buffer === a.y.tensor.buffer)) {
+    throw new FluxError('bad-argument', `${entryPoint}: y shares a buffer with x or the parameters`);
+  }
+  if (x.rows === 0) return;
+  const pipeline = await pipelineFor(batch.ctx, { name: 'norm', entryPoint });
+  const uniforms = packUniforms([x.rows, x.cols, x.offset, x.stride, y.offset, y.stride, { f32: a.eps }]);
+  const bindings = bias ? [a.x.tensor, a.weight, bias, a.y.tensor] : [a.x.tensor, a.weight, a.y.tensor];
+  batch.dispatch(pipeline, bindings, uniforms, x.rows);
 }
 
 /** The learned RMSNorm scales [headDim] of one stream's queries and keys. */

@@ -20,9 +20,17 @@ export const ROTATION_KINDS: readonly RotationKind[] = ['regular', 'sylvester', 
 /** ConvRot's default rotation block (N0). */
 export const DEFAULT_GROUP_SIZE = 256;
 
+/** Canonical linear name → precision: what a preset expands to, or what automatic selection produced. */
+export type PrecisionMap = ReadonlyMap<string, LayerPrecision>;
+
 export interface QuantPlan {
   /** Every canonical linear of the model, by name (no `.weight`). */
-  readonly layers: ReadonlyMap<string, LayerPrecision>;
+  readonly layers: PrecisionMap;
+  /**
+   * Rank of the float low-rank branch per quantized linear (docs/quality-methods.md); absent or 0 is none.
+   * Float layers have no branch.
+   */
+  readonly ranks?: ReadonlyMap<string, number>;
   readonly rotation: RotationKind;
   /** Rotation block size along the input dimension of quantized layers. */
   readonly groupSize: number;
@@ -35,7 +43,10 @@ export interface PrecisionOverride {
 }
 
 export interface QuantPlanOptions {
-  readonly preset: PrecisionPreset;
+  /** A preset name, or a whole map (e.g. from automatic selection) over the block linears. */
+  readonly preset: PrecisionPreset | PrecisionMap;
+  /** Low-rank branch ranks of quantized block linears. */
+  readonly ranks?: ReadonlyMap<string, number>;
   /** Applied in order after the preset; later ones win. */
   readonly overrides?: readonly PrecisionOverride[];
   readonly rotation?: RotationKind;
@@ -92,8 +103,8 @@ export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): Qu
   const rotation = options.rotation ?? 'regular';
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
   assertRotationSize(rotation, groupSize);
-  const layers = presetPrecisions(options.preset, config);
   const quantizable = blockLinearNames(config);
+  const layers = typeof options.preset === 'string' ? presetPrecisions(options.preset, config) : mapPrecisions(options.preset, config, quantizable);
   for (const { pattern, precision } of options.overrides ?? []) {
     const matched = quantizable.filter((name) => globMatch(pattern, name));
     if (matched.length === 0) {
@@ -101,5 +112,67 @@ export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): Qu
     }
     for (const name of matched) layers.set(name, precision);
   }
-  return { layers, rotation, groupSize };
+  const ranks = options.ranks && checkedRanks(options.ranks, config, layers);
+  return { layers, ranks, rotation, groupSize };
+}
+
+/** A given map completed to every linear: block linears it leaves out stay float, the rest are always float. */
+function mapPrecisions(map: PrecisionMap, config: FluxConfig, quantizable: readonly string[]): Map<string, LayerPrecision> {
+  const blocks = new Set(quantizable);
+  for (const [name, precision] of map) {
+    if (precision !== 'float' && !blocks.has(name)) throw new FluxError('bad-argument', `precision map: "${name}" is not a block linear of this model; only those can be ${precision}`);
+  }
+  return new Map(canonicalLinears(config).map((l) => [l.name, map.get(l.name) ?? 'float']));
+}
+
+function checkedRanks(ranks: ReadonlyMap<string, number>, config: FluxConfig, layers: PrecisionMap): ReadonlyMap<string, number> {
+  const shapes = new Map(canonicalLinears(config).map((l) => [l.name, l]));
+  for (const [name, rank] of ranks) {
+    const linear = shapes.get(name);
+    if (!linear) throw new FluxError('bad-argument', `low-rank ranks: no linear "${name}" in this model`);
+    const limit = Math.min(linear.inFeatures, linear.outFeatures);
+    if (!Number.isInteger(rank) || rank < 0 || rank > limit) throw new FluxError('bad-argument', `low-rank rank of ${name} must be an integer in [0, ${limit}], got ${rank}`);
+    if (rank > 0 && layers.get(name) === 'float') throw new FluxError('bad-argument', `low-rank rank given for ${name}, which is float (the branch only helps quantized layers)`);
+  }
+  return ranks;
+}
+
+/** Marks a saved precision map (JSON) so another JSON file is not mistaken for one. */
+export const PRECISION_MAP_FORMAT = 'flux-w4a4-precision-map';
+
+/** A plan's block-linear precisions and low-rank ranks as JSON (what `--precision <file.json>` reads). */
+export function encodePrecisionMap(plan: QuantPlan, config: FluxConfig, note?: string): string {
+  const layers: Record<string, LayerPrecision> = {};
+  for (const name of blockLinearNames(config)) layers[name] = plan.layers.get(name) ?? 'float';
+  const ranks = Object.fromEntries([...(plan.ranks ?? [])].filter(([, r]) => r > 0));
+  return `${JSON.stringify({ format: PRECISION_MAP_FORMAT, note, rotation: plan.rotation, groupSize: plan.groupSize, layers, ranks }, null, 2)}\n`;
+}
+
+/** Reads a saved precision map into makeQuantPlan options (layers as the preset, ranks, rotation, group). */
+export function decodePrecisionMap(json: unknown, source: string): Required<Pick<QuantPlanOptions, 'preset' | 'ranks' | 'rotation' | 'groupSize'>> {
+  const bad = (why: string): never => {
+    throw new FluxError('bad-format', `${source}: ${why}`);
+  };
+  if (typeof json !== 'object' || json === null || (json as { format?: unknown }).format !== PRECISION_MAP_FORMAT) bad(`not a precision map (no "format": "${PRECISION_MAP_FORMAT}")`);
+  const map = json as { layers?: unknown; ranks?: unknown; rotation?: unknown; groupSize?: unknown };
+  const entries = (value: unknown, what: string): [string, unknown][] => {
+    if (value === undefined) return [];
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad(`"${what}" must be an object`);
+    return Object.entries(value);
+  };
+  const layers = new Map<string, LayerPrecision>();
+  for (const [name, p] of entries(map.layers, 'layers')) {
+    if (p !== 'float' && p !== 'int8' && p !== 'int4') bad(`layer ${name}: precision must be float, int8 or int4, got ${JSON.stringify(p)}`);
+    layers.set(name, p as LayerPrecision);
+  }
+  const ranks = new Map<string, number>();
+  for (const [name, r] of entries(map.ranks, 'ranks')) {
+    if (typeof r !== 'number') bad(`rank of ${name} must be a number`);
+    ranks.set(name, r as number);
+  }
+  const rotation = map.rotation ?? 'regular';
+  if (!ROTATION_KINDS.includes(rotation as RotationKind)) bad(`rotation must be one of ${ROTATION_KINDS.join(', ')}`);
+  const groupSize = map.groupSize ?? DEFAULT_GROUP_SIZE;
+  if (typeof groupSize !== 'number') bad('groupSize must be a number');
+  return { preset: layers, ranks, rotation: rotation as RotationKind, groupSize: groupSize as number };
 }

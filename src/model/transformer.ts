@@ -29,6 +29,8 @@ import {
   type DoubleStreamNames,
 } from './layout.ts';
 import { encodeLinear, FloatLinear, withInput, type LinearLayer } from '../nn/linear.ts';
+import { LowRankLinear } from '../nn/low-rank-linear.ts';
+import { lowRankSplit, roundToBf16, type LowRankSplit } from '../quant/low-rank.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 
 /**
@@ -377,13 +379,15 @@ class WeightLoader {
   /**
    * Canonical linears reading the same input, as few layers as their precisions allow: consecutive ones of
    * equal precision are one layer with their weight rows concatenated (exact: scales are per output row).
+   * A linear with a low-rank branch stays a layer of its own (its branch is its own SVD).
    */
   async group(names: readonly string[]): Promise<LinearGroup> {
     const parts: { layer: LinearLayer; col0: number }[] = [];
     let col0 = 0;
     for (let i = 0; i < names.length; ) {
       let j = i + 1;
-      while (j < names.length && this.precisionOf(names[j]!) === this.precisionOf(names[i]!)) j++;
+      const fusable = (name: string): boolean => this.rankOf(name) === 0 && this.precisionOf(name) === this.precisionOf(names[i]!);
+      if (fusable(names[i]!)) while (j < names.length && fusable(names[j]!)) j++;
       const layer = await this.linear(names.slice(i, j));
       parts.push({ layer, col0 });
       col0 += layer.outFeatures;
@@ -403,9 +407,12 @@ class WeightLoader {
     const inFeatures = weights[0]!.shape[1]!;
     const outFeatures = weights.reduce((n, w) => n + w.shape[0]!, 0);
     const label = names.join('+');
-    const dtype = weights[0]!.dtype;
+    const rank = names.length === 1 ? this.rankOf(names[0]!) : 0;
+    // The branch is split off on the CPU; the quantized layer is built from the residual W − L1·L2 (f32).
+    const split: LowRankSplit | undefined = rank > 0 ? lowRankSplit(toFloat32(weights[0]!.bytes, weights[0]!.dtype), outFeatures, inFeatures, rank, roundToBf16) : undefined;
+    const dtype = split ? 'F32' : weights[0]!.dtype;
     // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const weightBytes = dtype === 'BF16' ? concatBytes(weights.map((w) => w.bytes)) : concatFloats(weights.map((w) => toFloat32(w.bytes, w.dtype)));
+    const weightBytes = split ? split.residual : dtype === 'BF16' ? concatBytes(weights.map((w) => w.bytes)) : concatFloats(weights.map((w) => toFloat32(w.bytes, w.dtype)));
     const weight: GpuTensor = {
       buffer: await uploadBuffer(this.ctx, weightBytes, `${label}.weight`),
       offset: 0,
@@ -420,6 +427,13 @@ class WeightLoader {
       if (!factory) throw new FluxError('bad-argument', `${label} is planned as ${precision} but no quantized layer implementation was given`);
       try {
         layer = await factory(this.ctx, weight, bias, precision, this.options.quant);
+        if (split) {
+          const base = layer;
+          layer = await LowRankLinear.create(this.ctx, base, split, label).catch((e: unknown) => {
+            base.destroy();
+            throw e;
+          });
+        }
       } catch (e) {
         bias.buffer.destroy();
         throw e;
@@ -435,6 +449,10 @@ class WeightLoader {
   destroyAll(): void {
     for (const layer of this.built) layer.destroy();
     for (const t of this.vectors) t.buffer.destroy();
+  }
+
+  private rankOf(name: string): number {
+    return this.options.quant.ranks?.get(name) ?? 0;
   }
 
   private precisionOf(name: string): LayerPrecision {

@@ -173,7 +173,26 @@ export function linearRef(
   assertMatrix('linear weight', w.length, outFeatures, inFeatures);
   if (bias !== undefined) assertMatrix('bias', bias.length, 1, outFeatures);
   const y = new Float32Array(tokens * outFeatures);
-  for (let t = 0; t < tokens; t++) {
+  // Two tokens per pass share each weight load (the quality tools run whole models through this); each
+  // output still sums bias, then its products in order, as the one-token loop does.
+  let t = 0;
+  for (; t + 2 <= tokens; t += 2) {
+    const x0 = t * inFeatures;
+    const x1 = x0 + inFeatures;
+    for (let o = 0; o < outFeatures; o++) {
+      const w0 = o * inFeatures;
+      let sum0 = bias === undefined ? 0 : bias[o];
+      let sum1 = sum0;
+      for (let k = 0; k < inFeatures; k++) {
+        const wk = w[w0 + k];
+        sum0 += x[x0 + k] * wk;
+        sum1 += x[x1 + k] * wk;
+      }
+      y[t * outFeatures + o] = sum0;
+      y[(t + 1) * outFeatures + o] = sum1;
+    }
+  }
+  for (; t < tokens; t++) {
     for (let o = 0; o < outFeatures; o++) {
       let sum = bias === undefined ? 0 : bias[o];
       for (let k = 0; k < inFeatures; k++) sum += x[t * inFeatures + k] * w[o * inFeatures + k];

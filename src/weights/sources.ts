@@ -143,20 +143,30 @@ export async function openSource(location: string | URL | Blob): Promise<ByteSou
   return openFileSource(text);
 }
 
-/** Config files are a few KB; a larger one is not a config. */
-const MAX_JSON_BYTES = 16 * 1024 * 1024;
+/** Config and tokenizer files are at most a few MB (T5's tokenizer.json: 2.4 MB); a larger one is not one. */
+const MAX_TEXT_BYTES = 64 * 1024 * 1024;
+
+/** Reads a small UTF-8 text file (a config, a tokenizer's vocabulary) from any location openSource accepts. */
+export async function readText(location: string | URL | Blob): Promise<string> {
+  const source = await openSource(location);
+  try {
+    if (source.size > MAX_TEXT_BYTES) throw new FluxError('bad-format', `${source.name}: ${source.size} bytes is too large for a config or vocabulary file`);
+    return new TextDecoder('utf-8', { fatal: true }).decode(await source.read(0, source.size));
+  } catch (e) {
+    if (e instanceof FluxError) throw e;
+    throw new FluxError('bad-format', `${source.name}: not valid UTF-8 text`, { cause: e });
+  } finally {
+    await source.close();
+  }
+}
 
 /** Reads and parses a small JSON file (a model's config.json) from any location openSource accepts. */
 export async function readJson(location: string | URL | Blob): Promise<unknown> {
-  const source = await openSource(location);
+  const text = await readText(location);
   try {
-    if (source.size > MAX_JSON_BYTES) throw new FluxError('bad-format', `${source.name}: ${source.size} bytes is too large for a JSON config`);
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(await source.read(0, source.size));
     return JSON.parse(text);
   } catch (e) {
-    if (e instanceof FluxError) throw e;
-    throw new FluxError('bad-format', `${source.name}: not valid JSON (${e instanceof Error ? e.message.replace(/\s+/g, ' ') : String(e)})`, { cause: e });
-  } finally {
-    await source.close();
+    const name = location instanceof Blob ? 'blob' : String(location);
+    throw new FluxError('bad-format', `${name}: not valid JSON (${e instanceof Error ? e.message.replace(/\s+/g, ' ') : String(e)})`, { cause: e });
   }
 }

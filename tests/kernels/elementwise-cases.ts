@@ -1,5 +1,5 @@
 /**
- * Element-wise kernels (GELU, SiLU, block copy, residual adds) against the CPU references, on blocks of
+ * Element-wise kernels (GELU, SiLU, quick_gelu, T5's gated GELU, block copy, residual adds) against the CPU references, on blocks of
  * wider buffers so strides and offsets are exercised. Shared by the Node tests and the browser page.
  * Also home of the small GPU helpers the other transformer-kernel case modules use.
  */
@@ -8,7 +8,7 @@ import { CommandBatch } from '../../src/gpu/batch.ts';
 import { readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
 import type { Block } from '../../src/kernels/block.ts';
-import { add, copyBlock, gatedResidualAdd, geluTanh, silu } from '../../src/kernels/elementwise.ts';
+import { add, copyBlock, gatedGeluTanh, gatedResidualAdd, geluTanh, quickGelu, silu } from '../../src/kernels/elementwise.ts';
 import * as ref from '../../src/model/reference/ops.ts';
 import { maxRelError, randn } from '../helpers/random.ts';
 
@@ -82,7 +82,7 @@ export function compareBlock(got: Float32Array, original: Float32Array, at: Plac
 /** f32 rounding of a few operations on values of order 1: a handful of ulps, far below this. */
 export const ELEMENTWISE_TOLERANCE = 1e-5;
 
-export type ElementwiseOp = 'gelu_tanh' | 'silu' | 'copy' | 'gated_residual_add' | 'add';
+export type ElementwiseOp = 'gelu_tanh' | 'silu' | 'quick_gelu' | 'gated_gelu' | 'copy' | 'gated_residual_add' | 'add';
 
 export interface ElementwiseCase {
   readonly op: ElementwiseOp;
@@ -100,6 +100,11 @@ export const ELEMENTWISE_CASES: readonly ElementwiseCase[] = [
   { op: 'gelu_tanh', rows: 1, cols: 3072, inPlace: true, padded: true },
   { op: 'silu', rows: 1, cols: 3072, inPlace: true, padded: false },
   { op: 'silu', rows: 77, cols: 333, padded: true },
+  { op: 'quick_gelu', rows: 77, cols: 333, padded: true },
+  { op: 'quick_gelu', rows: 1, cols: 3072, inPlace: true, padded: false },
+  // T5's gated GELU: gate and up are adjacent column ranges of one buffer (wi_0 | wi_1).
+  { op: 'gated_gelu', rows: 1, cols: 10, padded: false },
+  { op: 'gated_gelu', rows: 77, cols: 333, padded: true },
   { op: 'copy', rows: 333, cols: 65, padded: true },
   { op: 'gated_residual_add', rows: 77, cols: 333, padded: true },
   { op: 'gated_residual_add', rows: 1, cols: 3072, padded: false },
@@ -126,9 +131,12 @@ export async function runElementwiseCase(ctx: GpuContext, c: ElementwiseCase, se
   const { rows, cols } = c;
   const at = (row0: number, col0: number, extraRows: number, extraCols: number): Placement & { bufferRows: number } =>
     c.padded ? { stride: cols + col0 + extraCols, row0, col0, rows, cols, bufferRows: rows + row0 + extraRows } : { stride: cols, row0: 0, col0: 0, rows, cols, bufferRows: rows };
-  const atA = at(2, 5, 1, 11);
+  // gated_gelu reads `up` from the cols columns right after the gate block in buffer A.
+  const upCols = c.op === 'gated_gelu' ? cols : 0;
+  const atA = c.padded ? at(2, 5, 1, 11 + upCols) : { ...at(0, 0, 0, 0), stride: cols + upCols };
+  const atUp: Placement = { ...atA, col0: atA.col0 + cols };
   const atB = at(1, 3, 0, 4);
-  const activation = c.op === 'gelu_tanh' || c.op === 'silu';
+  const activation = c.op === 'gelu_tanh' || c.op === 'silu' || c.op === 'quick_gelu' || c.op === 'gated_gelu';
   const a = randn(atA.bufferRows * atA.stride, seed, activation ? ACTIVATION_INPUT_SCALE : 1);
   if (activation) a.set(EXTREMES.slice(0, Math.min(EXTREMES.length, cols)), atA.row0 * atA.stride + atA.col0);
   const b = randn(atB.bufferRows * atB.stride, seed + 1);
@@ -141,6 +149,8 @@ export async function runElementwiseCase(ctx: GpuContext, c: ElementwiseCase, se
     const dst = c.inPlace ? undefined : blockB;
     if (c.op === 'gelu_tanh') await geluTanh(batch, { src: blockA, dst });
     else if (c.op === 'silu') await silu(batch, { src: blockA, dst });
+    else if (c.op === 'quick_gelu') await quickGelu(batch, { src: blockA, dst });
+    else if (c.op === 'gated_gelu') await gatedGeluTanh(batch, { gate: blockA, up: { ...blockA, col0: atUp.col0 }, dst: blockB });
     else if (c.op === 'copy') await copyBlock(batch, { src: blockA, dst: blockB });
     else if (c.op === 'add') await add(batch, { x: blockA, y: blockB });
     else await gatedResidualAdd(batch, { x: blockA, y: blockB, modulation: f32Tensor(bufM!, [modulation.length]), gateOffset: GATE_OFFSET });
@@ -151,6 +161,8 @@ export async function runElementwiseCase(ctx: GpuContext, c: ElementwiseCase, se
   let expected: Float32Array;
   if (c.op === 'gelu_tanh') expected = ref.geluTanh(srcA);
   else if (c.op === 'silu') expected = ref.silu(srcA);
+  else if (c.op === 'quick_gelu') expected = ref.quickGelu(srcA);
+  else if (c.op === 'gated_gelu') expected = ref.gatedGeluTanh(srcA, readBlock(a, atUp));
   else if (c.op === 'copy') expected = srcA;
   else if (c.op === 'add') expected = srcA.map((v, i) => v + srcB[i]!);
   else expected = ref.gatedResidual(srcA, modulation.subarray(GATE_OFFSET, GATE_OFFSET + cols), srcB);

@@ -62,9 +62,10 @@ export async function runAllGemmCases(ctx: GpuContext): Promise<GemmCaseResult[]
 
 /**
  * The linear reading a row range of a wider input and writing a column range of a wider output (how fused
- * q/k/v outputs are filled); columns outside the range must stay untouched.
+ * q/k/v outputs are filled); columns outside the range must stay untouched. With `accumulate` the range held
+ * random values before, and must end up holding them plus the product.
  */
-export async function runGemmBlockCase(ctx: GpuContext): Promise<{ maxRelError: number; untouchedChanged: number }> {
+export async function runGemmBlockCase(ctx: GpuContext, accumulate = false): Promise<{ maxRelError: number; untouchedChanged: number }> {
   const [m, k, n] = [5, 40, 70];
   const [xRow0, xCols] = [2, k];
   const [yCol0, yCols] = [16, n + 24];
@@ -73,10 +74,17 @@ export async function runGemmBlockCase(ctx: GpuContext): Promise<{ maxRelError: 
   const b = randn(n, 9);
   const expected = linearRef(xAll.subarray(xRow0 * xCols, (xRow0 + m) * xCols), w, b, m, k, n);
   const sentinel = -12345;
+  const before = new Float32Array(m * yCols).fill(sentinel);
+  if (accumulate) {
+    // What the output held before: the product is added to it.
+    const y0 = randn(m * n, 10);
+    for (let r = 0; r < m; r++) for (let c = 0; c < n; c++) before[r * yCols + yCol0 + c] = y0[r * n + c]!;
+    for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i]! + y0[i]!);
+  }
   const xb = await uploadBuffer(ctx, xAll, 'x');
   const wb = await uploadBuffer(ctx, w, 'w');
   const bb = await uploadBuffer(ctx, b, 'bias');
-  const yb = await uploadBuffer(ctx, new Float32Array(m * yCols).fill(sentinel), 'y');
+  const yb = await uploadBuffer(ctx, before, 'y');
   try {
     const batch = new CommandBatch(ctx, 'gemm block test');
     await linearF32(batch, {
@@ -84,6 +92,7 @@ export async function runGemmBlockCase(ctx: GpuContext): Promise<{ maxRelError: 
       w: { buffer: wb, offset: 0, shape: [n, k], dtype: 'f32' },
       bias: { buffer: bb, offset: 0, shape: [n], dtype: 'f32' },
       y: { tensor: { buffer: yb, offset: 0, shape: [m, yCols], dtype: 'f32' }, col0: yCol0, cols: n },
+      accumulate,
     });
     await batch.submit();
     const all = await readFloat32(ctx, yb, 0, m * yCols);

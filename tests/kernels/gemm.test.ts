@@ -19,4 +19,10 @@ describe('gemm_f32 on blocks of wider matrices', () => {
     expect(r.maxRelError).toBeLessThan(GEMM_TOLERANCE);
     expect(r.untouchedChanged).toBe(0);
   });
+
+  it('adds into its column range of y when accumulating, and only there', async () => {
+    const r = await runGemmBlockCase(await testGpu(), true);
+    expect(r.maxRelError).toBeLessThan(GEMM_TOLERANCE);
+    expect(r.untouchedChanged).toBe(0);
+  });
 });

@@ -1,10 +1,10 @@
 /**
- * layer_norm_modulate and qk_norm_rope against the CPU references, on awkward shapes and on blocks of larger
+ * layer_norm_modulate, qk_norm_rope and the text encoders' layer_norm / rms_norm against the CPU references, on awkward shapes and on blocks of larger
  * buffers. Shared by the Node tests and the browser page.
  */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
-import { layerNormModulate, qkNormRope } from '../../src/kernels/norm.ts';
+import { layerNorm, layerNormModulate, qkNormRope, rmsNorm } from '../../src/kernels/norm.ts';
 import * as ref from '../../src/model/reference/ops.ts';
 import { randn } from '../helpers/random.ts';
 import { compareBlock, f32Tensor, readBlock, runBatch, type BlockComparison, type Placement } from './elementwise-cases.ts';
@@ -67,6 +67,55 @@ export async function runLayerNormCase(ctx: GpuContext, c: LayerNormCase, seed: 
     modulation.subarray(scaleOffset, scaleOffset + cols),
   );
   return { name: layerNormCaseName(c), ...compareBlock(gotY!, y, atY, expected) };
+}
+
+/** The text encoders' row norms: CLIP's affine LayerNorm (eps 1e-5) and T5's RMSNorm (eps 1e-6). */
+export interface RowNormCase {
+  readonly kind: 'layer_norm' | 'rms_norm';
+  readonly rows: number;
+  readonly cols: number;
+  readonly eps: number;
+  readonly padded: boolean;
+}
+
+export const ROW_NORM_CASES: readonly RowNormCase[] = [
+  { kind: 'layer_norm', rows: 1, cols: 768, eps: 1e-5, padded: false },
+  { kind: 'layer_norm', rows: 77, cols: 333, eps: 1e-5, padded: true },
+  { kind: 'layer_norm', rows: 5, cols: 1, eps: 1e-5, padded: true },
+  { kind: 'rms_norm', rows: 1, cols: 4096, eps: 1e-6, padded: false },
+  { kind: 'rms_norm', rows: 161, cols: 333, eps: 1e-6, padded: true },
+  { kind: 'rms_norm', rows: 3, cols: 1, eps: 0.5, padded: true },
+];
+
+export function rowNormCaseName(c: RowNormCase): string {
+  return `${c.kind} ${c.rows}x${c.cols} eps ${c.eps}${c.padded ? ' inside larger buffers' : ''}`;
+}
+
+export async function runRowNormCase(ctx: GpuContext, c: RowNormCase, seed: number): Promise<NormCaseResult> {
+  const { rows, cols } = c;
+  const atX: Placement = c.padded ? { stride: cols + 7, row0: 2, col0: 3, rows, cols } : { stride: cols, row0: 0, col0: 0, rows, cols };
+  const atY: Placement = c.padded ? { stride: cols + 9, row0: 1, col0: 4, rows, cols } : { stride: cols, row0: 0, col0: 0, rows, cols };
+  const xRows = rows + (c.padded ? 4 : 0);
+  const yRows = rows + (c.padded ? 2 : 0);
+  // A mean far from 0 for LayerNorm (cancellation); T5's residual stream has large magnitudes too.
+  const x = randn(xRows * atX.stride, seed, 3).map((v) => v + (c.kind === 'layer_norm' ? LAYER_NORM_MEAN : 0));
+  const y = randn(yRows * atY.stride, seed + 1);
+  const weight = randn(cols, seed + 2, 0.5).map((v) => v + 1);
+  const bias = randn(cols, seed + 3, 0.5);
+
+  const [, gotY] = await runBatch(ctx, [x, y, weight, bias], async (batch, [bx, by, bw, bb]) => {
+    const args = {
+      x: { tensor: f32Tensor(bx!, [xRows, atX.stride]), row0: atX.row0, rows, col0: atX.col0, cols },
+      y: { tensor: f32Tensor(by!, [yRows, atY.stride]), row0: atY.row0, rows, col0: atY.col0, cols },
+      weight: f32Tensor(bw!, [cols]),
+      eps: c.eps,
+    };
+    if (c.kind === 'layer_norm') await layerNorm(batch, { ...args, bias: f32Tensor(bb!, [cols]) });
+    else await rmsNorm(batch, args);
+  });
+  const xs = readBlock(x, atX);
+  const expected = c.kind === 'layer_norm' ? ref.layerNorm(xs, rows, weight, bias, c.eps) : ref.rmsNormRows(xs, rows, weight, c.eps);
+  return { name: rowNormCaseName(c), ...compareBlock(gotY!, y, atY, expected) };
 }
 
 export interface QkNormRopeCase {
@@ -151,5 +200,6 @@ export async function runAllNormCases(ctx: GpuContext): Promise<NormCaseResult[]
   const results: NormCaseResult[] = [];
   for (const [i, c] of LAYER_NORM_CASES.entries()) results.push(await runLayerNormCase(ctx, c, 500 + 10 * i));
   for (const [i, c] of QK_NORM_ROPE_CASES.entries()) results.push(await runQkNormRopeCase(ctx, c, 600 + 10 * i));
+  for (const [i, c] of ROW_NORM_CASES.entries()) results.push(await runRowNormCase(ctx, c, 650 + 10 * i));
   return results;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FluxError } from '../../src/errors.ts';
 import { FLUX1_DEFAULTS, type FluxConfig } from '../../src/model/config.ts';
 import { canonicalLinears } from '../../src/model/layout.ts';
-import { blockLinearNames, DEFAULT_GROUP_SIZE, globMatch, makeQuantPlan, presetPrecisions } from '../../src/model/precision.ts';
+import { blockLinearNames, decodePrecisionMap, DEFAULT_GROUP_SIZE, encodePrecisionMap, globMatch, makeQuantPlan, presetPrecisions } from '../../src/model/precision.ts';
 
 const TINY: FluxConfig = { ...FLUX1_DEFAULTS, hiddenSize: 256, numHeads: 4, headDim: 64, mlpHidden: 1024, depthDouble: 2, depthSingle: 4, axesDim: [8, 28, 28] };
 const ALWAYS_FLOAT = [
@@ -117,5 +117,24 @@ describe('makeQuantPlan', () => {
     expect(error(() => makeQuantPlan(TINY, { preset: 'w4a4', groupSize: 128 }))).toBe('bad-argument');
     expect(makeQuantPlan(TINY, { preset: 'w4a4', rotation: 'sylvester', groupSize: 128 }).groupSize).toBe(128);
     expect(error(() => makeQuantPlan(TINY, { preset: 'w4a4', rotation: 'sylvester', groupSize: 96 }))).toBe('bad-argument');
+  });
+
+  it('takes a whole precision map with low-rank ranks, and saves and reads it as JSON', () => {
+    const names = blockLinearNames(TINY);
+    const map = new Map(names.map((n, i) => [n, i % 4 === 0 ? ('int8' as const) : ('int4' as const)]));
+    const ranks = new Map([[names[1]!, 8], [names[2]!, 0]]);
+    const plan = makeQuantPlan(TINY, { preset: map, ranks, rotation: 'sylvester', groupSize: 64 });
+    expect(plan.layers.get(names[0]!)).toBe('int8');
+    expect(plan.layers.get('x_embedder')).toBe('float');
+    const read = decodePrecisionMap(JSON.parse(encodePrecisionMap(plan, TINY, 'test')), 'map.json');
+    const again = makeQuantPlan(TINY, read);
+    expect(again.layers).toEqual(plan.layers);
+    expect(again.ranks).toEqual(new Map([[names[1]!, 8]]));
+    expect([again.rotation, again.groupSize]).toEqual(['sylvester', 64]);
+    // Quantizing an always-float layer, a rank on a float layer or past the matrix size, a foreign file.
+    expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block linear/);
+    expect(() => makeQuantPlan(TINY, { preset: 'fp32', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
+    expect(() => makeQuantPlan(TINY, { preset: 'w4a4', ranks: new Map([[names[0]!, 1e6]]) })).toThrow(/rank/);
+    expect(() => decodePrecisionMap({ layers: {} }, 'x.json')).toThrow(/not a precision map/);
   });
 });

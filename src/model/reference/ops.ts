@@ -10,13 +10,42 @@ export const NORM_EPS = 1e-6;
 /** √(2/π), the tanh-GELU constant. */
 const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
+/** quick_gelu's sigmoid slope (OpenAI CLIP). */
+export const QUICK_GELU_SLOPE = 1.702;
 
 /** y = x·Wᵀ + b for x [rows, inFeatures], W [outFeatures, inFeatures], b [outFeatures]. */
 export function linear(x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array): Float32Array {
   const outFeatures = bias.length;
   const inFeatures = weight.length / outFeatures;
   const y = new Float32Array(rows * outFeatures);
-  for (let r = 0; r < rows; r++) {
+  // Four rows per pass share each weight load (the quality tools run this model many times); every output
+  // still sums its products in order, so the result is the same as the plain loop's.
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const x0 = r * inFeatures;
+    const x1 = x0 + inFeatures;
+    const x2 = x1 + inFeatures;
+    const x3 = x2 + inFeatures;
+    for (let o = 0; o < outFeatures; o++) {
+      const wRow = o * inFeatures;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      for (let i = 0; i < inFeatures; i++) {
+        const w = weight[wRow + i];
+        a0 += x[x0 + i] * w;
+        a1 += x[x1 + i] * w;
+        a2 += x[x2 + i] * w;
+        a3 += x[x3 + i] * w;
+      }
+      y[r * outFeatures + o] = a0 + bias[o];
+      y[(r + 1) * outFeatures + o] = a1 + bias[o];
+      y[(r + 2) * outFeatures + o] = a2 + bias[o];
+      y[(r + 3) * outFeatures + o] = a3 + bias[o];
+    }
+  }
+  for (; r < rows; r++) {
     const xRow = r * inFeatures;
     for (let o = 0; o < outFeatures; o++) {
       const wRow = o * inFeatures;
@@ -86,36 +115,90 @@ export function applyRope(x: Float32Array, tokens: number, heads: number, headDi
   return y;
 }
 
-/** softmax(Q·Kᵀ/√headDim)·V per head, no mask; q, k, v and the result are [tokens, heads·headDim]. */
-export function attention(q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, heads: number, headDim: number): Float32Array {
+export interface AttentionOptions {
+  /** Multiplies q·k; default 1/√headDim. */
+  readonly scale?: number;
+  /** Query i sees keys j <= i only. */
+  readonly causal?: boolean;
+  /** [heads, 2·tokens − 1]: added to head h's score of (i, j) at offset j − i + tokens − 1. */
+  readonly offsetBias?: Float32Array;
+}
+
+/** softmax(scale·Q·Kᵀ + bias)·V per head, optionally causal; q, k, v and the result are [tokens, heads·headDim]. */
+export function attention(q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, heads: number, headDim: number, options: AttentionOptions = {}): Float32Array {
   const width = heads * headDim;
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = options.scale ?? 1 / Math.sqrt(headDim);
+  const biasStride = 2 * tokens - 1;
   const out = new Float32Array(tokens * width);
   const scores = new Float64Array(tokens);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < tokens; i++) {
       const qBase = i * width + h * headDim;
+      const keys = options.causal ? i + 1 : tokens;
       let max = -Infinity;
-      for (let j = 0; j < tokens; j++) {
+      for (let j = 0; j < keys; j++) {
         const kBase = j * width + h * headDim;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qBase + d] * k[kBase + d];
-        scores[j] = dot * scale;
+        scores[j] = dot * scale + (options.offsetBias ? options.offsetBias[h * biasStride + j - i + tokens - 1] : 0);
         max = Math.max(max, scores[j]);
       }
       let total = 0;
-      for (let j = 0; j < tokens; j++) {
+      for (let j = 0; j < keys; j++) {
         scores[j] = Math.exp(scores[j] - max);
         total += scores[j];
       }
       for (let d = 0; d < headDim; d++) {
         let acc = 0;
-        for (let j = 0; j < tokens; j++) acc += scores[j] * v[j * width + h * headDim + d];
+        for (let j = 0; j < keys; j++) acc += scores[j] * v[j * width + h * headDim + d];
         out[qBase + d] = acc / total;
       }
     }
   }
   return out;
+}
+
+/** LayerNorm of each row of x [rows, weight.length] with affine weight and bias (CLIP), biased variance. */
+export function layerNorm(x: Float32Array, rows: number, weight: Float32Array, bias: Float32Array, eps: number): Float32Array {
+  const cols = weight.length;
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let mean = 0;
+    for (let c = 0; c < cols; c++) mean += x[base + c];
+    mean /= cols;
+    let variance = 0;
+    for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
+    variance /= cols;
+    const inv = 1 / Math.sqrt(variance + eps);
+    for (let c = 0; c < cols; c++) y[base + c] = (x[base + c] - mean) * inv * weight[c] + bias[c];
+  }
+  return y;
+}
+
+/** T5's RMSNorm of each row of x [rows, weight.length]: x / √(mean(x²) + eps) · weight, no mean subtraction. */
+export function rmsNormRows(x: Float32Array, rows: number, weight: Float32Array, eps: number): Float32Array {
+  const cols = weight.length;
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let meanSquare = 0;
+    for (let c = 0; c < cols; c++) meanSquare += x[base + c] ** 2;
+    const inv = 1 / Math.sqrt(meanSquare / cols + eps);
+    for (let c = 0; c < cols; c++) y[base + c] = x[base + c] * inv * weight[c];
+  }
+  return y;
+}
+
+/** CLIP's quick_gelu: x·σ(1.702·x). */
+export function quickGelu(x: Float32Array): Float32Array {
+  return x.map((v) => v / (1 + Math.exp(-QUICK_GELU_SLOPE * v)));
+}
+
+/** T5's gated GELU: gelu_tanh(gate) ⊙ up, element by element. */
+export function gatedGeluTanh(gate: Float32Array, up: Float32Array): Float32Array {
+  const g = geluTanh(gate);
+  return g.map((v, i) => v * up[i]);
 }
 
 /** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
