@@ -8,6 +8,7 @@ import { benchCommand } from './bench.ts';
 import { calibrateCommand } from './calibrate.ts';
 import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
+import { generateCommand } from './generate.ts';
 import { infoCommand } from './info.ts';
 import { reportCommand } from './report.ts';
 import { sampleCommand } from './sample.ts';
@@ -22,6 +23,7 @@ const COMMANDS: readonly Command[] = [
   encodeCommand,
   decodeCommand,
   sampleCommand,
+  generateCommand,
   benchCommand,
   calibrateCommand,
   smoothCommand,

@@ -6,7 +6,7 @@
  * dev: 28 steps, guidance 3.5, shifted schedule), overridable by a folder's generation_defaults.json.
  */
 import { FluxError } from '../errors.ts';
-import type { GpuContext } from '../gpu/device.ts';
+import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
 import type { PrecisionPreset } from '../model/precision.ts';
 import type { FluxTransformer } from '../model/transformer.ts';
@@ -75,6 +75,8 @@ export interface PipelineProgress {
 }
 
 export interface FluxPipelineLoadOptions {
+  /** The GPU to run on; default: a new context, destroyed with the pipeline. */
+  readonly gpu?: GpuContext;
   /** Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). */
   readonly precision?: PrecisionPreset;
   /** Text encoder precision (default: the text encoders' own). */
@@ -185,7 +187,17 @@ export class FluxPipeline {
     this.runner = new TransformerRunner(transformer);
   }
 
-  static async load(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions = {}): Promise<FluxPipeline> {
+  static async load(source: FluxPipelineSource, options: FluxPipelineLoadOptions = {}): Promise<FluxPipeline> {
+    const ctx = options.gpu ?? (await GpuContext.create());
+    try {
+      return await FluxPipeline.loadOn(ctx, source, options);
+    } catch (e) {
+      if (!options.gpu) ctx.destroy();
+      throw e;
+    }
+  }
+
+  private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
     const start = performance.now();
     const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
     const resolved = await resolveSource(source);
@@ -303,5 +315,6 @@ export class FluxPipeline {
     this.vae.destroy();
     this.encoders?.destroy();
     this.encoders = undefined;
+    if (!this.options.gpu) this.ctx.destroy();
   }
 }
