@@ -5,7 +5,6 @@ import type { FluxCheckpoint } from '../model/checkpoint.ts';
 import { decodePrecisionMap, type PrecisionMap, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
 import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import { checkpointFromParams, loadHostModel } from '../pipeline/quality.ts';
@@ -106,7 +105,6 @@ export const forwardCommand: Command = {
           rotation,
           groupSize,
           overrides,
-          quantizedLinear,
           onProgress: (p) => progressLine(`loading ${p.done}/${p.total} ${p.layer}`),
         });
       } finally {

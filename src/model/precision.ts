@@ -11,14 +11,16 @@ import { assertRotationSize, type RotationKind } from '../quant/hadamard.ts';
 import type { FluxConfig } from './config.ts';
 import { canonicalLinears } from './layout.ts';
 
-export type LayerPrecision = 'float' | 'int8' | 'int4';
+import { DEFAULT_GROUP_SIZE } from '../nn/factory.ts';
+import type { LayerPrecision } from '../nn/linear.ts';
+
+export type { LayerPrecision };
 export type { RotationKind };
 export type PrecisionPreset = 'fp32' | 'w8a8' | 'w4a4' | 'mixed';
 
 export const PRECISION_PRESETS: readonly PrecisionPreset[] = ['fp32', 'w8a8', 'w4a4', 'mixed'];
 export const ROTATION_KINDS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
-/** ConvRot's default rotation block (N0). */
-export const DEFAULT_GROUP_SIZE = 256;
+export { DEFAULT_GROUP_SIZE } from '../nn/factory.ts';
 
 /** Canonical linear name → precision: what a preset expands to, or what automatic selection produced. */
 export type PrecisionMap = ReadonlyMap<string, LayerPrecision>;

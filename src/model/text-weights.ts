@@ -7,18 +7,17 @@ import { FluxError } from '../errors.ts';
 import { createBuffer, uploadBuffer } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import { FloatLinear, type LinearLayer } from '../nn/linear.ts';
+import { createLinear } from '../nn/factory.ts';
+import type { LinearLayer } from '../nn/linear.ts';
 import { DTYPE_BYTES, isFloatDtype, toFloat32, type Dtype } from '../weights/dtypes.ts';
 import type { TensorReader } from '../weights/safetensors.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 import { checkTensor } from './text-config.ts';
-import type { LoadProgress, QuantizedLinearFactory } from './transformer.ts';
+import type { LoadProgress } from './transformer.ts';
 
 export interface TextModelLoadOptions {
   /** Precision of every linear by name (no `.weight`); absent names stay float. */
   readonly quant: QuantPlan;
-  /** Required when the plan quantizes any layer. */
-  readonly quantizedLinear?: QuantizedLinearFactory;
   readonly onProgress?: (p: LoadProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -92,20 +91,8 @@ export class TextWeightLoader {
     };
     const biasTensor: GpuTensor | undefined = bias && { buffer: await uploadBuffer(this.ctx, bias, `${name}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
     const precision: LayerPrecision = this.options.quant.layers.get(name) ?? 'float';
-    let layer: LinearLayer;
-    if (precision === 'float') layer = new FloatLinear(weight, biasTensor);
-    else {
-      const factory = this.options.quantizedLinear;
-      try {
-        if (!factory) throw new FluxError('bad-argument', `${name} is planned as ${precision} but no quantized layer implementation was given`);
-        layer = await factory(this.ctx, weight, biasTensor, precision, this.options.quant);
-      } catch (e) {
-        biasTensor?.buffer.destroy();
-        throw e;
-      } finally {
-        weight.buffer.destroy();
-      }
-    }
+    const { rotation, groupSize } = this.options.quant;
+    const layer = await createLinear(this.ctx, { precision, rotation, groupSize, label: name }, weight, biasTensor);
     this.layers.push(layer);
     return layer;
   }

@@ -6,7 +6,6 @@
  * the single blocks), so joining them before the single blocks costs nothing.
  */
 import { FluxError } from '../errors.ts';
-import { uploadBuffer } from '../gpu/buffers.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
@@ -14,8 +13,7 @@ import { attention } from '../kernels/attention.ts';
 import type { Block } from '../kernels/block.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
-import { toFloat32 } from '../weights/dtypes.ts';
-import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
+import type { FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
@@ -28,34 +26,12 @@ import {
   TOP_LEVEL,
   type DoubleStreamNames,
 } from './layout.ts';
-import { encodeLinear, FloatLinear, withInput, type LinearLayer } from '../nn/linear.ts';
-import { LowRankLinear } from '../nn/low-rank-linear.ts';
-import { lowRankSplit, roundToBf16, type LowRankSplit } from '../quant/low-rank.ts';
-import type { LayerPrecision, QuantPlan } from './precision.ts';
+import type { LinearSlot } from '../nn/factory.ts';
+import { encodeLinear, withInput, type LinearLayer } from '../nn/linear.ts';
+import type { QuantPlan } from './precision.ts';
+import { WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions } from './weight-loader.ts';
 
-/**
- * Builds a quantized layer from float weights on the GPU (ConvRot INT4/INT8). The layer takes ownership of
- * `bias`; `weight` stays the caller's (it is freed once the layer is built).
- */
-export type QuantizedLinearFactory = (
-  ctx: GpuContext,
-  weight: GpuTensor,
-  bias: GpuTensor | undefined,
-  precision: Exclude<LayerPrecision, 'float'>,
-  plan: QuantPlan,
-) => Promise<LinearLayer>;
-
-/** Several canonical linears reading the same input and writing adjacent column ranges of one output. */
-interface LinearGroup {
-  readonly parts: readonly { readonly layer: LinearLayer; readonly col0: number }[];
-}
-
-/** A modulation linear and where its output (shift, scale, gate, …) sits in the modulation buffer. */
-interface Modulation {
-  readonly layer: LinearLayer;
-  /** Element offset of the first chunk in the modulation buffer. */
-  readonly offset: number;
-}
+export type { LoadProgress, TransformerLoadOptions } from './weight-loader.ts';
 
 interface StreamWeights {
   readonly modulation: Modulation;
@@ -114,19 +90,6 @@ export function rowsOf(tensor: GpuTensor, row0: number, rows: number): Block {
   return { tensor, row0, rows };
 }
 
-export interface LoadProgress {
-  readonly done: number;
-  readonly total: number;
-  readonly layer: string;
-}
-
-export interface TransformerLoadOptions {
-  readonly quant: QuantPlan;
-  /** Required when the plan quantizes any layer. */
-  readonly quantizedLinear?: QuantizedLinearFactory;
-  readonly onProgress?: (p: LoadProgress) => void;
-}
-
 export class FluxTransformer {
   private constructor(
     readonly ctx: GpuContext,
@@ -146,6 +109,7 @@ export class FluxTransformer {
     /** Elements of the modulation buffer. */
     readonly modulationSize: number,
     private readonly ownedTensors: readonly GpuTensor[],
+    private readonly slots: ReadonlyMap<string, LinearSlot>,
   ) {}
 
   static async load(ctx: GpuContext, checkpoint: FluxCheckpoint, options: TransformerLoadOptions): Promise<FluxTransformer> {
@@ -154,13 +118,13 @@ export class FluxTransformer {
       const config = checkpoint.config;
       const h = config.hiddenSize;
       const top = {
-        imgIn: await loader.linear([TOP_LEVEL.imgIn]),
-        txtIn: await loader.linear([TOP_LEVEL.txtIn]),
-        timeIn: [await loader.linear([TOP_LEVEL.timeIn1]), await loader.linear([TOP_LEVEL.timeIn2])] as const,
+        imgIn: await loader.linear(TOP_LEVEL.imgIn),
+        txtIn: await loader.linear(TOP_LEVEL.txtIn),
+        timeIn: [await loader.linear(TOP_LEVEL.timeIn1), await loader.linear(TOP_LEVEL.timeIn2)] as const,
         guidanceIn: config.guidanceEmbed
-          ? ([await loader.linear([TOP_LEVEL.guidanceIn1]), await loader.linear([TOP_LEVEL.guidanceIn2])] as const)
+          ? ([await loader.linear(TOP_LEVEL.guidanceIn1), await loader.linear(TOP_LEVEL.guidanceIn2)] as const)
           : undefined,
-        vecIn: [await loader.linear([TOP_LEVEL.vecIn1]), await loader.linear([TOP_LEVEL.vecIn2])] as const,
+        vecIn: [await loader.linear(TOP_LEVEL.vecIn1), await loader.linear(TOP_LEVEL.vecIn2)] as const,
       };
       const doubles: DoubleBlockWeights[] = [];
       for (let i = 0; i < config.depthDouble; i++) {
@@ -169,9 +133,9 @@ export class FluxTransformer {
           modulation: await loader.modulation(prefix + names.modulation, DOUBLE_MODULATION_CHUNKS * h),
           qkv: await loader.group([names.q, names.k, names.v].map((n) => prefix + n)),
           norm: { q: await loader.vector(`${prefix}${names.normQ}.weight`), k: await loader.vector(`${prefix}${names.normK}.weight`) },
-          attnOut: await loader.linear([prefix + names.attnOut]),
-          mlpIn: await loader.linear([prefix + names.mlpIn]),
-          mlpOut: await loader.linear([prefix + names.mlpOut]),
+          attnOut: await loader.linear(prefix + names.attnOut),
+          mlpIn: await loader.linear(prefix + names.mlpIn),
+          mlpOut: await loader.linear(prefix + names.mlpOut),
         });
         doubles.push({ img: await stream(DOUBLE_STREAMS.img), txt: await stream(DOUBLE_STREAMS.txt) });
       }
@@ -183,12 +147,12 @@ export class FluxTransformer {
           modulation: await loader.modulation(prefix + b.modulation, SINGLE_MODULATION_CHUNKS * h),
           linear1: await loader.group([b.q, b.k, b.v, b.mlpIn].map((n) => prefix + n)),
           norm: { q: await loader.vector(`${prefix}${b.normQ}.weight`), k: await loader.vector(`${prefix}${b.normK}.weight`) },
-          out: await loader.linear([prefix + b.out]),
+          out: await loader.linear(prefix + b.out),
         });
       }
       const finalModulation = await loader.modulation(TOP_LEVEL.finalModulation, FINAL_MODULATION_CHUNKS * h);
-      const finalLinear = await loader.linear([TOP_LEVEL.finalLinear]);
-      return new FluxTransformer(ctx, config, options.quant, { ...top, finalModulation, finalLinear }, doubles, singles, loader.modulationSize, loader.vectors);
+      const finalLinear = await loader.linear(TOP_LEVEL.finalLinear);
+      return new FluxTransformer(ctx, config, options.quant, { ...top, finalModulation, finalLinear }, doubles, singles, loader.modulationSize, loader.vectors, loader.slots);
     } catch (e) {
       loader.destroyAll();
       throw e;
@@ -198,7 +162,7 @@ export class FluxTransformer {
   /** Bytes of GPU memory held by the weights. */
   get weightBytes(): number {
     let bytes = 0;
-    for (const layer of this.layers()) bytes += layer.weightBytes;
+    for (const layer of this.slots.values()) bytes += layer.weightBytes;
     for (const t of this.ownedTensors) bytes += t.buffer.size;
     return bytes;
   }
@@ -300,6 +264,14 @@ export class FluxTransformer {
     await encodeLinear(batch, this.top.finalLinear, image(acts.normed), { tensor: out });
   }
 
+  /**
+   * Every linear of the model by canonical (diffusers) name, e.g. `single_transformer_blocks.3.attn.to_v`.
+   * `slot.rebuild(precision, provider)` swaps one in place (the demo's INT4/INT8 toggles, the weight cache).
+   */
+  layers(): ReadonlyMap<string, LinearSlot> {
+    return this.slots;
+  }
+
   get depthDouble(): number {
     return this.doubles.length;
   }
@@ -309,7 +281,7 @@ export class FluxTransformer {
   }
 
   destroy(): void {
-    for (const layer of this.layers()) layer.destroy();
+    for (const layer of this.slots.values()) layer.destroy();
     for (const t of this.ownedTensors) t.buffer.destroy();
   }
 
@@ -318,22 +290,6 @@ export class FluxTransformer {
     for (const s of this.singles) yield s.modulation;
     yield this.top.finalModulation;
   }
-
-  private *layers(): Generator<LinearLayer> {
-    const t = this.top;
-    yield t.imgIn, yield t.txtIn, yield* t.timeIn, yield* t.guidanceIn ?? [], yield* t.vecIn, yield t.finalLinear;
-    for (const m of this.modulations()) yield m.layer;
-    for (const d of this.doubles) {
-      for (const s of [d.img, d.txt]) {
-        for (const p of s.qkv.parts) yield p.layer;
-        yield s.attnOut, yield s.mlpIn, yield s.mlpOut;
-      }
-    }
-    for (const s of this.singles) {
-      for (const p of s.linear1.parts) yield p.layer;
-      yield s.out;
-    }
-  }
 }
 
 /** The group on x, into rows [row0, row0 + rows) of `output`, each part into its own column range. */
@@ -341,140 +297,4 @@ function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: 
   return withInput(x, async (input) => {
     for (const { layer, col0 } of group.parts) await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
   });
-}
-
-/** Reads canonical tensors and turns them into GPU layers at the plan's precision. */
-class WeightLoader {
-  readonly vectors: GpuTensor[] = [];
-  private readonly built: LinearLayer[] = [];
-  private done = 0;
-  private readonly total: number;
-  modulationSize = 0;
-
-  constructor(
-    private readonly ctx: GpuContext,
-    private readonly checkpoint: FluxCheckpoint,
-    private readonly options: TransformerLoadOptions,
-  ) {
-    this.total = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.weight')).length;
-  }
-
-  /** A float32 vector parameter (QK-norm scales). */
-  async vector(name: string): Promise<GpuTensor> {
-    const values = await this.checkpoint.readFloat32(name);
-    const tensor: GpuTensor = { buffer: await uploadBuffer(this.ctx, values, name), offset: 0, shape: [values.length], dtype: 'f32' };
-    this.vectors.push(tensor);
-    this.progress(name);
-    return tensor;
-  }
-
-  async modulation(name: string, size: number): Promise<Modulation> {
-    const layer = await this.linear([name]);
-    if (layer.outFeatures !== size) throw new FluxError('bad-shape', `${name}: ${layer.outFeatures} outputs, expected ${size}`);
-    const offset = this.modulationSize;
-    this.modulationSize += size;
-    return { layer, offset };
-  }
-
-  /**
-   * Canonical linears reading the same input, as few layers as their precisions allow: consecutive ones of
-   * equal precision are one layer with their weight rows concatenated (exact: scales are per output row).
-   * A linear with a low-rank branch stays a layer of its own (its branch is its own SVD).
-   */
-  async group(names: readonly string[]): Promise<LinearGroup> {
-    const parts: { layer: LinearLayer; col0: number }[] = [];
-    let col0 = 0;
-    for (let i = 0; i < names.length; ) {
-      let j = i + 1;
-      const fusable = (name: string): boolean => this.rankOf(name) === 0 && this.precisionOf(name) === this.precisionOf(names[i]!);
-      if (fusable(names[i]!)) while (j < names.length && fusable(names[j]!)) j++;
-      const layer = await this.linear(names.slice(i, j));
-      parts.push({ layer, col0 });
-      col0 += layer.outFeatures;
-      i = j;
-    }
-    return { parts };
-  }
-
-  /** One layer from canonical linears stacked by rows (they share the precision). */
-  async linear(names: readonly string[]): Promise<LinearLayer> {
-    const precision = this.precisionOf(names[0]!);
-    // One at a time: parts of a fused file tensor (BFL qkv, linear1) then come from one read of it.
-    const weights: CanonicalTensor[] = [];
-    const biases: Float32Array[] = [];
-    for (const n of names) weights.push(await this.checkpoint.read(`${n}.weight`));
-    for (const n of names) biases.push(await this.checkpoint.readFloat32(`${n}.bias`));
-    const inFeatures = weights[0]!.shape[1]!;
-    const outFeatures = weights.reduce((n, w) => n + w.shape[0]!, 0);
-    const label = names.join('+');
-    const rank = names.length === 1 ? this.rankOf(names[0]!) : 0;
-    // The branch is split off on the CPU; the quantized layer is built from the residual W − L1·L2 (f32).
-    const split: LowRankSplit | undefined = rank > 0 ? lowRankSplit(toFloat32(weights[0]!.bytes, weights[0]!.dtype), outFeatures, inFeatures, rank, roundToBf16) : undefined;
-    const dtype = split ? 'F32' : weights[0]!.dtype;
-    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const weightBytes = split ? split.residual : dtype === 'BF16' ? concatBytes(weights.map((w) => w.bytes)) : concatFloats(weights.map((w) => toFloat32(w.bytes, w.dtype)));
-    const weight: GpuTensor = {
-      buffer: await uploadBuffer(this.ctx, weightBytes, `${label}.weight`),
-      offset: 0,
-      shape: [outFeatures, inFeatures],
-      dtype: dtype === 'BF16' ? 'bf16' : 'f32',
-    };
-    const bias: GpuTensor = { buffer: await uploadBuffer(this.ctx, concatFloats(biases), `${label}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
-    let layer: LinearLayer;
-    if (precision === 'float') layer = new FloatLinear(weight, bias);
-    else {
-      const factory = this.options.quantizedLinear;
-      if (!factory) throw new FluxError('bad-argument', `${label} is planned as ${precision} but no quantized layer implementation was given`);
-      try {
-        layer = await factory(this.ctx, weight, bias, precision, this.options.quant);
-        if (split) {
-          const base = layer;
-          layer = await LowRankLinear.create(this.ctx, base, split, label).catch((e: unknown) => {
-            base.destroy();
-            throw e;
-          });
-        }
-      } catch (e) {
-        bias.buffer.destroy();
-        throw e;
-      } finally {
-        weight.buffer.destroy();
-      }
-    }
-    this.built.push(layer);
-    for (const n of names) this.progress(n);
-    return layer;
-  }
-
-  destroyAll(): void {
-    for (const layer of this.built) layer.destroy();
-    for (const t of this.vectors) t.buffer.destroy();
-  }
-
-  private rankOf(name: string): number {
-    return this.options.quant.ranks?.get(name) ?? 0;
-  }
-
-  private precisionOf(name: string): LayerPrecision {
-    return this.options.quant.layers.get(name) ?? 'float';
-  }
-
-  private progress(layer: string): void {
-    this.done++;
-    this.options.onProgress?.({ done: this.done, total: this.total, layer });
-  }
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
-function concatFloats(parts: readonly Float32Array[]): Float32Array<ArrayBuffer> {
-  return new Float32Array(concatBytes(parts.map((p) => new Uint8Array(p.buffer, p.byteOffset, p.byteLength))).buffer);
 }

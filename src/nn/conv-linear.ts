@@ -10,12 +10,12 @@
  *   for (const [layer, y] of [[q, yq], [k, yk], [v, yv]]) await layer.forwardQuantized(batch, qa, y);
  *   qa.release();
  *
- * `quantizedLinear` plugs the layer into the model (src/nn/linear.ts LinearLayer) and does this sharing
- * through LinearInput.
+ * As a LinearLayer (`encode`) it does this sharing through LinearInput. Packed weights can be read back
+ * (`exportPacked`) and a layer rebuilt from them (`fromPacked`) without the float weights: docs/packed-format.md.
  */
 import { FluxError } from '../errors.ts';
 import { CommandBatch } from '../gpu/batch.ts';
-import { createBuffer, uploadBuffer, type BufferPool } from '../gpu/buffers.ts';
+import { createBuffer, readBuffer, uploadBuffer, type BufferPool } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { byteSize, numel, type GpuTensor } from '../gpu/tensor.ts';
 import {
@@ -30,13 +30,12 @@ import {
 } from '../kernels/convrot.ts';
 import { blockLayout, type Block } from '../kernels/block.ts';
 import type { LinearInput, LinearLayer } from './linear.ts';
-import type { QuantizedLinearFactory } from '../model/transformer.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import type { QuantFormatName } from '../quant/quantize.ts';
 
 /** ConvRot's rotation: the regular Hadamard matrix on groups of 256 input channels. */
-const DEFAULT_ROTATION: RotationKind = 'regular';
-const DEFAULT_GROUP_SIZE = 256;
+export const DEFAULT_ROTATION: RotationKind = 'regular';
+export const DEFAULT_GROUP_SIZE = 256;
 /** u32 words of a row's metadata: the scale and the sum of q. */
 const META_WORDS = 2;
 
@@ -50,6 +49,26 @@ export interface ConvLinearOptions {
   readonly dot4?: boolean;
   /** Names the layer's buffers in GPU errors. */
   readonly label?: string;
+  /** A bias given as a GPU tensor becomes the layer's (destroyed with it); default it stays the caller's. */
+  readonly adoptBias?: boolean;
+}
+
+/**
+ * A quantized layer's weights on the CPU, as `exportPacked` returns them and `fromPacked` takes them
+ * (layout: docs/packed-format.md).
+ */
+export interface PackedLinear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly quantization: RowQuantization;
+  /** u32 words per packed row (packedWordsPerRow(inFeatures, quantization)). */
+  readonly wordsPerRow: number;
+  /** [outFeatures, wordsPerRow] packed rotated weights. */
+  readonly packed: Uint32Array;
+  /** [outFeatures, 2]: f32 scale bits, i32 Σq bits per output channel. */
+  readonly meta: Uint32Array;
+  /** [outFeatures] or none. */
+  readonly bias: Float32Array | undefined;
 }
 
 export interface ForwardOptions {
@@ -103,7 +122,7 @@ export class QuantizedActivation implements PackedRows {
   }
 }
 
-export class ConvLinear {
+export class ConvLinear implements LinearLayer {
   private destroyed = false;
 
   private constructor(
@@ -159,6 +178,7 @@ export class ConvLinear {
         bias = { buffer: biasBuffer, offset: 0, shape: [outFeatures], dtype: 'f32' };
       } else {
         bias = b;
+        if (b && opts.adoptBias) owned.push(b.buffer);
       }
       const weights: PackedRows = {
         packed: { buffer: packedBuffer, offset: 0, shape: [outFeatures, wordsPerRow], dtype: 'u32' },
@@ -172,6 +192,68 @@ export class ConvLinear {
       for (const buffer of owned) buffer.destroy();
       throw e;
     }
+  }
+
+  /** A layer from weights quantized before (exportPacked, a packed file); uploads them as they are. */
+  static async fromPacked(ctx: GpuContext, data: PackedLinear, opts: Pick<ConvLinearOptions, 'dot4' | 'label'> = {}): Promise<ConvLinear> {
+    const label = opts.label ?? 'conv linear';
+    const { inFeatures, outFeatures, quantization } = data;
+    assertRowQuantization(quantization);
+    const { words, meta, wordsPerRow } = packedShapes(outFeatures, inFeatures, quantization);
+    const expect = (what: string, got: number, want: number): void => {
+      if (got !== want) throw new FluxError('bad-shape', `${label}: packed ${what} has ${got} values, expected ${want}`);
+    };
+    expect('row length', data.wordsPerRow, wordsPerRow);
+    expect('weights', data.packed.length, words);
+    expect('scales', data.meta.length, meta);
+    if (data.bias) expect('bias', data.bias.length, outFeatures);
+    const dot4 = opts.dot4 ?? prefersDot4(ctx);
+    if (dot4 && !ctx.caps.dot4) throw new FluxError('bad-argument', `${label}: this device has no packed_4x8_integer_dot_product`);
+    const owned: GPUBuffer[] = [];
+    try {
+      const upload = async (values: Uint32Array | Float32Array, what: string): Promise<GPUBuffer> => {
+        const buffer = await uploadBuffer(ctx, values, `${label} ${what}`);
+        owned.push(buffer);
+        return buffer;
+      };
+      const weights: PackedRows = {
+        packed: { buffer: await upload(data.packed, 'packed weights'), offset: 0, shape: [outFeatures, wordsPerRow], dtype: 'u32' },
+        meta: { buffer: await upload(data.meta, 'weight scales'), offset: 0, shape: [outFeatures, META_WORDS], dtype: 'u32' },
+      };
+      const bias: GpuTensor | undefined = data.bias && { buffer: await upload(data.bias, 'bias'), offset: 0, shape: [outFeatures], dtype: 'f32' };
+      return new ConvLinear(ctx, inFeatures, outFeatures, quantization, weights, bias, dot4, label, owned);
+    } catch (e) {
+      for (const buffer of owned) buffer.destroy();
+      throw e;
+    }
+  }
+
+  /** The packed weights, scales and bias read back to the CPU (waits for submitted work). */
+  async exportPacked(): Promise<PackedLinear> {
+    this.assertUsable();
+    const read = async (t: GpuTensor): Promise<ArrayBuffer> => readBuffer(this.ctx, t.buffer, t.offset, byteSize(t));
+    return {
+      inFeatures: this.inFeatures,
+      outFeatures: this.outFeatures,
+      quantization: { ...this.quantization },
+      wordsPerRow: this.wordsPerRow,
+      packed: new Uint32Array(await read(this.weights.packed)),
+      meta: new Uint32Array(await read(this.weights.meta)),
+      bias: this.bias && new Float32Array(await read(this.bias)),
+    };
+  }
+
+  get precision(): QuantFormatName {
+    return this.quantization.format;
+  }
+
+  get weightBytes(): number {
+    return this.byteSize;
+  }
+
+  /** LinearLayer: y = layer(x), sharing x's quantized copy with the input's other ConvRot readers. */
+  async encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+    await this.forwardQuantized(batch, await sharedActivation(batch, this, input), y);
   }
 
   /** u32 words per packed weight row (the padded K in packed words, rounded up to whole vec4s). */
@@ -253,42 +335,3 @@ function sharedActivation(batch: CommandBatch, layer: ConvLinear, input: LinearI
   const q = layer.quantization;
   return input.once(`convrot ${q.format} ${q.rotation} ${q.groupSize}`, () => layer.quantizeInput(batch, input.x));
 }
-
-/** A ConvLinear as a model LinearLayer; it owns the bias tensor the model hands over. */
-class ConvLinearLayer implements LinearLayer {
-  constructor(
-    private readonly layer: ConvLinear,
-    private readonly bias: GpuTensor | undefined,
-  ) {}
-
-  get inFeatures(): number {
-    return this.layer.inFeatures;
-  }
-
-  get outFeatures(): number {
-    return this.layer.outFeatures;
-  }
-
-  get precision(): QuantFormatName {
-    return this.layer.quantization.format;
-  }
-
-  get weightBytes(): number {
-    return this.layer.byteSize;
-  }
-
-  async encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
-    await this.layer.forwardQuantized(batch, await sharedActivation(batch, this.layer, input), y);
-  }
-
-  destroy(): void {
-    this.layer.destroy();
-    this.bias?.buffer.destroy();
-  }
-}
-
-/** The model's factory for INT8/INT4 linears (src/model/transformer.ts): quantizes the weights on the GPU. */
-export const quantizedLinear: QuantizedLinearFactory = async (ctx, weight, bias, precision, plan) => {
-  const layer = await ConvLinear.fromFloat(ctx, weight, bias, { precision, rotation: plan.rotation, groupSize: plan.groupSize });
-  return new ConvLinearLayer(layer, bias);
-};

@@ -7,7 +7,6 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import type { Block } from '../kernels/block.ts';
 import { linearF32 } from '../kernels/gemm.ts';
-import type { LayerPrecision } from '../model/precision.ts';
 
 /** Something a layer derives from an input once and shares with the input's other readers. */
 export interface SharedValue {
@@ -57,6 +56,9 @@ export function encodeLinear(batch: CommandBatch, layer: LinearLayer, x: Block, 
   return withInput(x, (input) => layer.encode(batch, input, y));
 }
 
+/** How a linear layer computes: the f32 GEMM on float weights, or ConvRot at INT8 (W8A8) or INT4 (W4A4). */
+export type LayerPrecision = 'float' | 'int8' | 'int4';
+
 export interface LinearLayer {
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -68,6 +70,7 @@ export interface LinearLayer {
   destroy(): void;
 }
 
+/** y = x·Wᵀ + b with the f32 GEMM; W stays as given (f32, or bf16 widened in the shader). Owns both tensors. */
 export class FloatLinear implements LinearLayer {
   readonly precision = 'float';
 

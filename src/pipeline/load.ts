@@ -4,7 +4,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { FluxCheckpoint } from '../model/checkpoint.ts';
 import { configFromDiffusers } from '../model/config.ts';
 import { makeQuantPlan, type QuantPlanOptions } from '../model/precision.ts';
-import { FluxTransformer, type LoadProgress, type QuantizedLinearFactory } from '../model/transformer.ts';
+import { FluxTransformer, type LoadProgress } from '../model/transformer.ts';
 import { openCheckpoint, sibling } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 
@@ -38,12 +38,11 @@ export async function openTransformerCheckpoint(location: string, configLocation
 }
 
 export interface LoadTransformerOptions extends QuantPlanOptions {
-  readonly quantizedLinear?: QuantizedLinearFactory;
   readonly onProgress?: (p: LoadProgress) => void;
 }
 
 /** Loads the checkpoint's weights onto the GPU; the checkpoint can be closed afterwards. */
 export function loadTransformer(ctx: GpuContext, checkpoint: FluxCheckpoint, options: LoadTransformerOptions): Promise<FluxTransformer> {
   const quant = makeQuantPlan(checkpoint.config, options);
-  return FluxTransformer.load(ctx, checkpoint, { quant, quantizedLinear: options.quantizedLinear, onProgress: options.onProgress });
+  return FluxTransformer.load(ctx, checkpoint, { quant, onProgress: options.onProgress });
 }

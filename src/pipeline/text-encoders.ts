@@ -9,7 +9,6 @@ import { T5Encoder } from '../model/t5.ts';
 import { clipConfigFromJson, clipLinearNames, t5ConfigFromJson, t5LinearNames } from '../model/text-config.ts';
 import { textQuantPlan, type TextPrecision } from '../model/text-precision.ts';
 import type { LoadProgress } from '../model/transformer.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import { TextTokenizer } from '../text/tokenizers.ts';
 import { openCheckpoint, sibling, type TensorReader } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
@@ -103,7 +102,7 @@ export class TextEncoders {
           const config = clipConfigFromJson(json);
           const quant = textQuantPlan(clipLinearNames(config), perModel?.clip ?? DEFAULT_TEXT_PRECISION.clip, 'CLIP');
           const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, model: 'clip' }));
-          clip = await ClipTextModel.load(ctx, reader, config, { quant, quantizedLinear, onProgress, signal: options.signal });
+          clip = await ClipTextModel.load(ctx, reader, config, { quant, onProgress, signal: options.signal });
         } finally {
           await reader.close();
         }
@@ -114,7 +113,7 @@ export class TextEncoders {
           const config = t5ConfigFromJson(json);
           const quant = textQuantPlan(t5LinearNames(config), perModel?.t5 ?? DEFAULT_TEXT_PRECISION.t5, 'T5');
           const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, model: 't5' }));
-          t5 = await T5Encoder.load(ctx, reader, config, { quant, quantizedLinear, onProgress, signal: options.signal });
+          t5 = await T5Encoder.load(ctx, reader, config, { quant, onProgress, signal: options.signal });
         } finally {
           await reader.close();
         }

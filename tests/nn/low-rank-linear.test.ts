@@ -5,7 +5,7 @@ import { readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
 import { makeQuantPlan } from '../../src/model/precision.ts';
 import { FakeQuantModel, planWeightBytes } from '../../src/model/quality/evaluate.ts';
-import { quantizedLinear } from '../../src/nn/conv-linear.ts';
+import { createLinear } from '../../src/nn/factory.ts';
 import { encodeLinear } from '../../src/nn/linear.ts';
 import { LowRankLinear } from '../../src/nn/low-rank-linear.ts';
 import { loadTransformer } from '../../src/pipeline/load.ts';
@@ -29,8 +29,7 @@ describe('LowRankLinear (ConvRot residual + bf16 branch)', () => {
     const plan = makeQuantPlan({ ...(await loadTinyGolden()).config }, { preset: 'w4a4' });
     const tensor = async (values: Float32Array, shape: number[], label: string) => ({ buffer: await uploadBuffer(ctx, values, label), offset: 0, shape, dtype: 'f32' as const });
     const residual = await tensor(split.residual, [out, inF], 'residual');
-    const base = await quantizedLinear(ctx, residual, await tensor(b, [out], 'bias'), 'int4', plan);
-    residual.buffer.destroy();
+    const base = await createLinear(ctx, { precision: 'int4', rotation: plan.rotation, groupSize: plan.groupSize }, residual, await tensor(b, [out], 'bias'));
     const layer = await LowRankLinear.create(ctx, base, split, 'test');
     const xt = await tensor(x, [tokens, inF], 'x');
     const yt = await tensor(new Float32Array(tokens * wide).fill(7), [tokens, wide], 'y');
@@ -63,7 +62,7 @@ describe('LowRankLinear (ConvRot residual + bf16 branch)', () => {
     const ranks = new Map([...base.layers].filter(([, p]) => p !== 'float').map(([name], i) => [name, ranked.includes(name) ? 4 + (i % 5) : 0]));
     const plan = makeQuantPlan(config, { preset: 'mixed', ranks });
     const checkpoint = FluxCheckpoint.open(await openSafetensors(BFL_TRANSFORMER), config);
-    const model = await loadTransformer(await testGpu(), checkpoint, { preset: 'mixed', ranks, quantizedLinear });
+    const model = await loadTransformer(await testGpu(), checkpoint, { preset: 'mixed', ranks });
     await checkpoint.close();
     const runner = new TransformerRunner(model);
     try {

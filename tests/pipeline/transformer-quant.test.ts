@@ -5,7 +5,6 @@ import type { FluxConfig } from '../../src/model/config.ts';
 import type { PrecisionPreset } from '../../src/model/precision.ts';
 import type { FluxInputs } from '../../src/model/inputs.ts';
 import type { RotationKind } from '../../src/quant/hadamard.ts';
-import { quantizedLinear } from '../../src/nn/conv-linear.ts';
 import { loadTransformer } from '../../src/pipeline/load.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -25,7 +24,7 @@ beforeAll(async () => {
 
 async function gpuOut(path: string, preset: PrecisionPreset, rotation: RotationKind): Promise<Float32Array> {
   const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
-  const model = await loadTransformer(await testGpu(), checkpoint, { preset, rotation, quantizedLinear });
+  const model = await loadTransformer(await testGpu(), checkpoint, { preset, rotation });
   await checkpoint.close();
   const runner = new TransformerRunner(model);
   try {
