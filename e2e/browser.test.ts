@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTENTION_TOLERANCE } from '../tests/kernels/attention-cases.ts';
+import { CONV_TOLERANCE } from '../tests/kernels/conv-cases.ts';
 import { LAYER_TOLERANCE } from '../tests/kernels/convrot-cases.ts';
 import { ELEMENTWISE_TOLERANCE } from '../tests/kernels/elementwise-cases.ts';
 import { EMBED_TOLERANCE } from '../tests/kernels/embed-cases.ts';
@@ -47,6 +48,7 @@ describe('in Chromium (SwiftShader WebGPU)', () => {
       elementwise: ELEMENTWISE_TOLERANCE,
       attention: ATTENTION_TOLERANCE,
       embed: EMBED_TOLERANCE,
+      vae: CONV_TOLERANCE,
       convrot: LAYER_TOLERANCE,
     };
     expect(Object.keys(suites).sort()).toEqual(Object.keys(tolerances).sort());

@@ -4,6 +4,7 @@
  */
 import { GpuContext } from '../src/gpu/device.ts';
 import { runAllAttentionCases } from '../tests/kernels/attention-cases.ts';
+import { runAllConvCases } from '../tests/kernels/conv-cases.ts';
 import { runAllLayerCases } from '../tests/kernels/convrot-cases.ts';
 import { runAllElementwiseCases } from '../tests/kernels/elementwise-cases.ts';
 import { runAllEmbedCases } from '../tests/kernels/embed-cases.ts';
@@ -40,6 +41,7 @@ async function run(): Promise<void> {
         elementwise: await runAllElementwiseCases(ctx),
         attention: await runAllAttentionCases(ctx),
         embed: await runAllEmbedCases(ctx),
+        vae: await runAllConvCases(ctx),
         convrot: (await runAllLayerCases(ctx)).map((r) => ({ name: r.name, maxRelError: r.maxRelError, tolerance: r.tolerance, untouchedChanged: r.mismatches })),
       },
     };

@@ -20,12 +20,12 @@ import { calibrationFor, parseAlpha, precisionSpec } from './quality-args.ts';
 const ROTATIONS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
 const DEFAULT_PRECISION: PrecisionPreset = 'mixed';
 
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
   return value as T;
 }
 
-function asBytes(values: Float32Array): Uint8Array {
+export function asBytes(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 

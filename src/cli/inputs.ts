@@ -7,7 +7,7 @@ import { openCheckpoint, type TensorReader } from '../weights/safetensors.ts';
 import { UsageError } from './args.ts';
 
 /** A reference-style input: [1, rows, cols] (or without the batch dimension) as flat float32. */
-async function readInput(file: TensorReader, name: string, optional = false): Promise<Float32Array | undefined> {
+export async function readInput(file: TensorReader, name: string, optional = false): Promise<Float32Array | undefined> {
   if (!file.has(name)) {
     if (optional) return undefined;
     throw new FluxError('bad-format', `${file.name}: missing input tensor "${name}"`);

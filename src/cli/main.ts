@@ -6,9 +6,12 @@ import { isFluxError } from '../errors.ts';
 import { parseCommandArgs, UsageError, type Command } from './args.ts';
 import { benchCommand } from './bench.ts';
 import { calibrateCommand } from './calibrate.ts';
+import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
+import { generateCommand } from './generate.ts';
 import { infoCommand } from './info.ts';
 import { reportCommand } from './report.ts';
+import { sampleCommand } from './sample.ts';
 import { smoothCommand } from './smooth.ts';
 import { encodeCommand, tokenizeCommand } from './text.ts';
 
@@ -18,6 +21,9 @@ const COMMANDS: readonly Command[] = [
   forwardCommand,
   tokenizeCommand,
   encodeCommand,
+  decodeCommand,
+  sampleCommand,
+  generateCommand,
   benchCommand,
   calibrateCommand,
   smoothCommand,

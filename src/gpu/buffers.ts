@@ -101,7 +101,7 @@ export async function readFloat32(ctx: GpuContext, buffer: GPUBuffer, offset = 0
  */
 export class BufferPool {
   private readonly free = new Map<string, GPUBuffer[]>();
-  private liveBytes = 0;
+  private live = 0;
   private peak = 0;
 
   constructor(private readonly ctx: GpuContext) {}
@@ -110,8 +110,8 @@ export class BufferPool {
     const bytes = Math.max(4, align4(size));
     const list = this.free.get(`${bytes}:${usage}`);
     const buffer = list?.pop() ?? (await createBuffer(this.ctx, bytes, label, usage));
-    this.liveBytes += bytes;
-    this.peak = Math.max(this.peak, this.liveBytes);
+    this.live += bytes;
+    this.peak = Math.max(this.peak, this.live);
     return buffer;
   }
 
@@ -120,12 +120,22 @@ export class BufferPool {
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
     list.push(buffer);
-    this.liveBytes -= buffer.size;
+    this.live -= buffer.size;
   }
 
-  /** Largest number of bytes acquired at once since creation. */
+  /** Largest number of bytes acquired at once since creation (or the last resetPeak). */
   get peakBytes(): number {
     return this.peak;
+  }
+
+  /** Bytes acquired and not yet released: back at its earlier value once a piece of work has cleaned up. */
+  get liveBytes(): number {
+    return this.live;
+  }
+
+  /** Starts a new peak measurement from the current live bytes. */
+  resetPeak(): void {
+    this.peak = this.live;
   }
 
   clear(): void {

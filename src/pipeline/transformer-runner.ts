@@ -3,6 +3,7 @@
  * blocks and calls), encodes every block in order into one command batch with no CPU readback inside
  * the block loop, and reads back only the output (and, when asked, the streams after each block).
  */
+import { FluxError } from '../errors.ts';
 import { CommandBatch } from '../gpu/batch.ts';
 import { createBuffer, readFloat32, writeBuffer } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
@@ -51,7 +52,37 @@ export class TransformerRunner {
     return (this.arena?.bytes ?? 0) + this.ctx.pool.peakBytes;
   }
 
-  async forward(inputs: FluxInputs, options: { intermediates?: boolean } = {}): Promise<TransformerOutputs> {
+  /**
+   * The modulation vectors of every step, computed up front: they depend only on the timestep, the guidance
+   * and the pooled text vector, so the denoising loop needs no modulation (or embedder) weights. Returns a
+   * [steps, modulationSize] tensor the caller destroys; pass `{ modulations, step }` to forward.
+   */
+  async precomputeModulations(steps: readonly { readonly timestep: number; readonly guidance?: number }[], pooled: Float32Array): Promise<GpuTensor> {
+    const { config, modulationSize } = this.model;
+    if (pooled.length !== config.vecDim) throw new FluxError('bad-shape', `y: expected ${config.vecDim} values, got ${pooled.length}`);
+    // The conditioning path uses only the arena's small vectors; any token count will do.
+    const arena = await this.arenaFor(this.arena?.textRows ?? 0, this.arena?.imageRows ?? 1);
+    writeBuffer(this.ctx, arena.pooled.buffer, 0, pooled);
+    const bytes = modulationSize * GPU_DTYPE_BYTES.f32;
+    const buffer = await createBuffer(this.ctx, steps.length * bytes, 'modulations');
+    try {
+      for (const [i, step] of steps.entries()) {
+        const batch = new CommandBatch(this.ctx, 'modulation');
+        await this.encodeConditioning(batch, arena, step.timestep, step.guidance);
+        batch.copy(arena.modulation.buffer, 0, buffer, i * bytes, bytes);
+        await batch.submit();
+      }
+    } catch (e) {
+      buffer.destroy();
+      throw e;
+    }
+    return { buffer, offset: 0, shape: [steps.length, modulationSize], dtype: 'f32' };
+  }
+
+  async forward(
+    inputs: FluxInputs,
+    options: { intermediates?: boolean; modulations?: { readonly tensor: GpuTensor; readonly step: number } } = {},
+  ): Promise<TransformerOutputs> {
     const { config } = this.model;
     const { imgTokens: imageRows, txtTokens: textRows } = checkFluxInputs(config, inputs);
     const arena = await this.arenaFor(textRows, imageRows);
@@ -70,15 +101,12 @@ export class TransformerRunner {
     writeBuffer(this.ctx, arena.pooled.buffer, 0, inputs.y);
 
     const batch = new CommandBatch(this.ctx, 'transformer forward');
-    await timestepEmbedding(batch, { t: inputs.timestep, out: arena.timestepEmbedding });
-    if (config.guidanceEmbed) await timestepEmbedding(batch, { t: inputs.guidance!, out: arena.guidanceEmbedding });
-    await this.model.encodeConditioning(batch, {
-      timestepEmbedding: arena.timestepEmbedding,
-      guidanceEmbedding: config.guidanceEmbed ? arena.guidanceEmbedding : undefined,
-      pooled: arena.pooled,
-      scratch: arena.scratch,
-      modulation: arena.modulation,
-    });
+    if (options.modulations) {
+      const bytes = this.model.modulationSize * GPU_DTYPE_BYTES.f32;
+      batch.copy(options.modulations.tensor.buffer, options.modulations.tensor.offset + options.modulations.step * bytes, arena.modulation.buffer, 0, bytes);
+    } else {
+      await this.encodeConditioning(batch, arena, inputs.timestep, inputs.guidance);
+    }
     await this.model.encodeEmbedding(batch, arena, arena.img, arena.txt);
 
     // Streams are copied aside on the GPU as the blocks go, and read back once at the end.
@@ -110,6 +138,20 @@ export class TransformerRunner {
     } finally {
       for (const s of snapshots) s.buffer.destroy();
     }
+  }
+
+  private async encodeConditioning(batch: CommandBatch, arena: Arena, timestep: number, guidance: number | undefined): Promise<void> {
+    const { config } = this.model;
+    if (config.guidanceEmbed && guidance === undefined) throw new FluxError('bad-argument', 'guidance is required: this model is guidance-distilled (dev)');
+    await timestepEmbedding(batch, { t: timestep, out: arena.timestepEmbedding });
+    if (config.guidanceEmbed) await timestepEmbedding(batch, { t: guidance!, out: arena.guidanceEmbedding });
+    await this.model.encodeConditioning(batch, {
+      timestepEmbedding: arena.timestepEmbedding,
+      guidanceEmbedding: config.guidanceEmbed ? arena.guidanceEmbedding : undefined,
+      pooled: arena.pooled,
+      scratch: arena.scratch,
+      modulation: arena.modulation,
+    });
   }
 
   /** Frees the activation arena (weights stay with the model). */

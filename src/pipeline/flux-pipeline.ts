@@ -1,0 +1,320 @@
+/**
+ * Text to image: `FluxPipeline.load(source)` reads a diffusers FLUX folder (model_index.json, transformer/,
+ * text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, vae/, scheduler/) or named single files, and
+ * `generate` runs prompt → T5 + CLIP → Euler denoising → VAE decode → RGBA, with progress per phase,
+ * cancellation between steps and defaults from the model (schnell: 4 steps, no guidance, plain schedule;
+ * dev: 28 steps, guidance 3.5, shifted schedule), overridable by a folder's generation_defaults.json.
+ */
+import { FluxError } from '../errors.ts';
+import { GpuContext } from '../gpu/device.ts';
+import type { TextPrecision } from '../model/text-precision.ts';
+import type { PrecisionPreset } from '../model/precision.ts';
+import type { FluxTransformer } from '../model/transformer.ts';
+import type { VaeDecoder } from '../model/vae/decoder.ts';
+import { quantizedLinear } from '../nn/conv-linear.ts';
+import { sibling } from '../weights/safetensors.ts';
+import { readJson } from '../weights/sources.ts';
+import { imageToRgba } from './image.ts';
+import { loadTransformer, openTransformerCheckpoint } from './load.ts';
+import { loadVaeDecoder } from './load-vae.ts';
+import { gaussianNoise } from './noise.ts';
+import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, throwIfAborted, unpackLatent } from './sampler.ts';
+import { TextEncoders, type TextEncoderSources } from './text-encoders.ts';
+import { TransformerRunner } from './transformer-runner.ts';
+
+/** Image pixels per latent pixel, and the side multiple FLUX needs (8× VAE, 2×2 patches). */
+const VAE_SCALE = 8;
+export const SIZE_MULTIPLE = VAE_SCALE * PATCH;
+
+/** Where the components are: a diffusers folder, or each file/folder named. */
+export type FluxPipelineSource =
+  | string
+  | {
+      readonly transformer: string;
+      readonly transformerConfig?: string;
+      readonly vae: string;
+      readonly vaeConfig?: string;
+      readonly text: TextEncoderSources;
+      /** Overrides of the model's defaults, as generation_defaults.json holds them. */
+      readonly defaults?: GenerationDefaultsJson;
+      /** The scheduler's dynamic shifting; default: on for guidance-distilled (dev) models. */
+      readonly shift?: boolean;
+    };
+
+/** The optional `generation_defaults.json` of a demo model folder. */
+export interface GenerationDefaultsJson {
+  readonly num_inference_steps?: number;
+  readonly width?: number;
+  readonly height?: number;
+  readonly true_cfg_scale?: number;
+  readonly negative_prompt?: string;
+  readonly guidance_scale?: number;
+}
+
+export interface GenerationDefaults {
+  readonly steps: number;
+  readonly width: number;
+  readonly height: number;
+  readonly guidance: number | undefined;
+  readonly trueCfgScale: number;
+  readonly negativePrompt: string;
+}
+
+export type PipelinePhase = 'load' | 'encode' | 'step' | 'decode' | 'done';
+
+export interface PipelineProgress {
+  readonly phase: PipelinePhase;
+  /** Steps: 1-based step and count. */
+  readonly step?: number;
+  readonly steps?: number;
+  /** Duration of the finished piece of work (a step, the encoding, the decode). */
+  readonly ms?: number;
+  /** Since generate (or load) started. */
+  readonly elapsedMs: number;
+  readonly detail?: string;
+}
+
+export interface FluxPipelineLoadOptions {
+  /** The GPU to run on; default: a new context, destroyed with the pipeline. */
+  readonly gpu?: GpuContext;
+  /** Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). */
+  readonly precision?: PrecisionPreset;
+  /** Text encoder precision (default: the text encoders' own). */
+  readonly textPrecision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
+  /** Free the text encoders after each encoding (they are reloaded for the next prompt). */
+  readonly releaseEncoders?: boolean;
+  readonly onProgress?: (p: PipelineProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface GenerateOptions {
+  readonly prompt: string;
+  readonly negativePrompt?: string;
+  /** True classifier-free guidance (two transformer passes per step) when > 1. */
+  readonly trueCfgScale?: number;
+  readonly width?: number;
+  readonly height?: number;
+  readonly steps?: number;
+  /** Default: a random seed (returned in the result). */
+  readonly seed?: number;
+  /** Embedded guidance of dev models; ignored by schnell. */
+  readonly guidance?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: PipelineProgress) => void;
+  readonly onStep?: (step: number, steps: number, ms: number) => void;
+}
+
+export interface GenerateTimings {
+  readonly encodeMs: number;
+  readonly stepMs: readonly number[];
+  readonly decodeMs: number;
+  readonly totalMs: number;
+}
+
+export interface GenerateResult {
+  readonly rgba: Uint8ClampedArray<ArrayBuffer>;
+  readonly width: number;
+  readonly height: number;
+  /** The denoised latent [16, height/8, width/8], before the VAE's scale/shift. */
+  readonly latent: Float32Array;
+  readonly seed: number;
+  readonly steps: number;
+  readonly guidance: number | undefined;
+  readonly timings: GenerateTimings;
+}
+
+interface ResolvedSource {
+  readonly transformer: string;
+  readonly transformerConfig?: string;
+  readonly vae: string;
+  readonly vaeConfig?: string;
+  readonly text: TextEncoderSources;
+  readonly defaults?: GenerationDefaultsJson;
+  readonly shift?: boolean;
+  readonly name: string;
+}
+
+async function optionalJson(location: string): Promise<unknown> {
+  return readJson(location).catch((e: unknown) => {
+    if (e instanceof FluxError && e.code === 'io') return undefined;
+    throw e;
+  });
+}
+
+async function resolveSource(source: FluxPipelineSource): Promise<ResolvedSource> {
+  if (typeof source !== 'string') return { ...source, name: source.transformer };
+  const at = (name: string) => sibling(source, name);
+  const index = await optionalJson(at('model_index.json'));
+  if (index === undefined) throw new FluxError('io', `${source}: not a diffusers FLUX folder (no model_index.json)`);
+  const scheduler = (await optionalJson(at('scheduler/scheduler_config.json'))) as { use_dynamic_shifting?: unknown } | undefined;
+  const defaults = (await optionalJson(at('generation_defaults.json'))) as GenerationDefaultsJson | undefined;
+  return {
+    transformer: at('transformer'),
+    vae: at('vae'),
+    text: { clip: at('text_encoder'), clipTokenizer: at('tokenizer'), t5: at('text_encoder_2'), t5Tokenizer: at('tokenizer_2') },
+    defaults,
+    shift: typeof scheduler?.use_dynamic_shifting === 'boolean' ? scheduler.use_dynamic_shifting : undefined,
+    name: source.replace(/[/\\]+$/, '').split(/[/\\]/).pop() ?? source,
+  };
+}
+
+function checkSide(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < SIZE_MULTIPLE || value % SIZE_MULTIPLE !== 0) {
+    throw new FluxError('bad-argument', `${name} must be a positive multiple of ${SIZE_MULTIPLE}, got ${value}`);
+  }
+}
+
+function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+export class FluxPipeline {
+  private encoders: TextEncoders | undefined;
+  private readonly runner: TransformerRunner;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    private readonly source: ResolvedSource,
+    readonly transformer: FluxTransformer,
+    readonly vae: VaeDecoder,
+    encoders: TextEncoders | undefined,
+    private readonly options: FluxPipelineLoadOptions,
+    readonly defaults: GenerationDefaults,
+    /** The shifted (dev) or plain (schnell) schedule. */
+    readonly shift: boolean,
+  ) {
+    this.encoders = encoders;
+    this.runner = new TransformerRunner(transformer);
+  }
+
+  static async load(source: FluxPipelineSource, options: FluxPipelineLoadOptions = {}): Promise<FluxPipeline> {
+    const ctx = options.gpu ?? (await GpuContext.create());
+    try {
+      return await FluxPipeline.loadOn(ctx, source, options);
+    } catch (e) {
+      if (!options.gpu) ctx.destroy();
+      throw e;
+    }
+  }
+
+  private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
+    const start = performance.now();
+    const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
+    const resolved = await resolveSource(source);
+    const checkpoint = await openTransformerCheckpoint(resolved.transformer, resolved.transformerConfig);
+    let transformer: FluxTransformer | undefined;
+    let vae: VaeDecoder | undefined;
+    try {
+      transformer = await loadTransformer(ctx, checkpoint, {
+        preset: options.precision ?? 'mixed',
+        quantizedLinear,
+        onProgress: (p) => progress(`transformer ${p.done}/${p.total} ${p.layer}`),
+      });
+      throwIfAborted(options.signal);
+      progress('vae');
+      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig);
+      throwIfAborted(options.signal);
+      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress);
+      const dev = transformer.config.guidanceEmbed;
+      const d = resolved.defaults ?? {};
+      const defaults: GenerationDefaults = {
+        steps: d.num_inference_steps ?? (dev ? 28 : 4),
+        width: d.width ?? 1024,
+        height: d.height ?? 1024,
+        guidance: dev ? (d.guidance_scale ?? 3.5) : undefined,
+        trueCfgScale: d.true_cfg_scale ?? 1,
+        negativePrompt: d.negative_prompt ?? '',
+      };
+      return new FluxPipeline(ctx, resolved, transformer, vae, encoders, options, defaults, resolved.shift ?? dev);
+    } catch (e) {
+      transformer?.destroy();
+      vae?.destroy();
+      throw e;
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  private static loadEncoders(ctx: GpuContext, source: ResolvedSource, options: FluxPipelineLoadOptions, progress: (detail: string) => void): Promise<TextEncoders> {
+    return TextEncoders.load(ctx, source.text, {
+      precision: options.textPrecision,
+      signal: options.signal,
+      onProgress: (p) => progress(`${p.model} ${p.done}/${p.total} ${p.layer}`),
+    });
+  }
+
+  /** The model's name (its folder), for metadata. */
+  get name(): string {
+    return this.source.name;
+  }
+
+  async generate(o: GenerateOptions): Promise<GenerateResult> {
+    const start = performance.now();
+    const elapsed = () => performance.now() - start;
+    const d = this.defaults;
+    const width = o.width ?? d.width;
+    const height = o.height ?? d.height;
+    checkSide('width', width);
+    checkSide('height', height);
+    const steps = o.steps ?? d.steps;
+    if (!Number.isInteger(steps) || steps < 1) throw new FluxError('bad-argument', `steps must be a positive integer, got ${steps}`);
+    const seed = o.seed ?? randomSeed();
+    const guidance = this.transformer.config.guidanceEmbed ? (o.guidance ?? d.guidance) : undefined;
+    const trueCfgScale = o.trueCfgScale ?? d.trueCfgScale;
+    const report = (p: Omit<PipelineProgress, 'elapsedMs'>) => o.onProgress?.({ ...p, elapsedMs: elapsed() });
+
+    throwIfAborted(o.signal);
+    report({ phase: 'encode' });
+    const encodeStart = performance.now();
+    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {});
+    const positive = await this.encoders.encode(o.prompt);
+    const negative = trueCfgScale > 1 ? await this.encoders.encode(o.negativePrompt ?? d.negativePrompt) : undefined;
+    if (this.options.releaseEncoders) {
+      this.encoders.destroy();
+      this.encoders = undefined;
+    }
+    const encodeMs = performance.now() - encodeStart;
+    report({ phase: 'encode', ms: encodeMs });
+
+    const [h, w] = [height / VAE_SCALE, width / VAE_SCALE];
+    const channels = this.vae.config.latentChannels;
+    const tokens = (h / PATCH) * (w / PATCH);
+    const stepMs: number[] = [];
+    const packed = await denoise(this.runner, {
+      img: packLatent(gaussianNoise(seed, channels * h * w), channels, h, w),
+      imgIds: imagePositionIds(h, w),
+      positive: { txt: positive.txt, pooled: positive.pooled },
+      negative: negative && { txt: negative.txt, pooled: negative.pooled },
+      trueCfgScale,
+      timesteps: flowSchedule(steps, tokens, this.shift),
+      guidance,
+      signal: o.signal,
+      onStep: (k, n, ms) => {
+        stepMs.push(ms);
+        o.onStep?.(k, n, ms);
+        report({ phase: 'step', step: k, steps: n, ms });
+      },
+    });
+    throwIfAborted(o.signal);
+    report({ phase: 'decode' });
+    const decodeStart = performance.now();
+    const latent = unpackLatent(packed, channels, h, w);
+    const decoded = await this.vae.decode(latent, h, w);
+    const decodeMs = performance.now() - decodeStart;
+    report({ phase: 'decode', ms: decodeMs });
+    const rgba = imageToRgba(decoded.image, decoded.width, decoded.height);
+    const totalMs = elapsed();
+    report({ phase: 'done', ms: totalMs });
+    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, timings: { encodeMs, stepMs, decodeMs, totalMs } };
+  }
+
+  /** Frees every GPU buffer the pipeline holds (the context stays). */
+  destroy(): void {
+    this.runner.dispose();
+    this.transformer.destroy();
+    this.vae.destroy();
+    this.encoders?.destroy();
+    this.encoders = undefined;
+    if (!this.options.gpu) this.ctx.destroy();
+  }
+}
