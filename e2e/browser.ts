@@ -24,9 +24,14 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-export async function startBrowserSession(): Promise<BrowserSession> {
+/**
+ * `appType: 'mpa'` makes the dev server answer 404 for missing files instead of the demo page (its SPA
+ * fallback), as a static host does: loaders probe optional files (a folder's tokenizer.json) that way.
+ */
+export async function startBrowserSession(options: { readonly appType?: 'spa' | 'mpa' } = {}): Promise<BrowserSession> {
   const server: ViteDevServer = await createServer({
     configFile: new URL('../vite.config.ts', import.meta.url).pathname,
+    appType: options.appType,
     server: { port: 0, strictPort: false, host: 'localhost' },
     logLevel: 'warn',
   });

@@ -18,7 +18,7 @@ let session: BrowserSession;
 beforeAll(async () => {
   await mkdir(join(ROOT, MODEL), { recursive: true });
   await makeTinyFlux(join(ROOT, MODEL));
-  session = await startBrowserSession();
+  session = await startBrowserSession({ appType: 'mpa' });
 }, SLOW);
 
 afterAll(async () => {

@@ -2,7 +2,6 @@
 import { writeFile } from 'node:fs/promises';
 import { FluxError } from '../errors.ts';
 import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import { loadVaeDecoder } from '../pipeline/load-vae.ts';
 import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, unpackLatent } from '../pipeline/sampler.ts';
@@ -66,7 +65,7 @@ export const sampleCommand: Command = {
     await withGpu(async (ctx) => {
       let transformer;
       try {
-        transformer = await loadTransformer(ctx, checkpoint, { preset, quantizedLinear, onProgress: (p) => progressLine(`loading ${p.done}/${p.total} ${p.layer}`) });
+        transformer = await loadTransformer(ctx, checkpoint, { preset, onProgress: (p) => progressLine(`loading ${p.done}/${p.total} ${p.layer}`) });
       } finally {
         await checkpoint.close();
       }

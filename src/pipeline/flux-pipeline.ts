@@ -8,10 +8,11 @@
 import { FluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
-import type { PrecisionPreset } from '../model/precision.ts';
+import type { LayerPrecision, PrecisionPreset } from '../model/precision.ts';
+import { checkpointWeights } from '../model/weight-loader.ts';
+import type { LinearSlot } from '../nn/factory.ts';
 import type { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
-import { quantizedLinear } from '../nn/conv-linear.ts';
 import { sibling } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
@@ -207,7 +208,6 @@ export class FluxPipeline {
     try {
       transformer = await loadTransformer(ctx, checkpoint, {
         preset: options.precision ?? 'mixed',
-        quantizedLinear,
         onProgress: (p) => progress(`transformer ${p.done}/${p.total} ${p.layer}`),
       });
       throwIfAborted(options.signal);
@@ -241,6 +241,27 @@ export class FluxPipeline {
       signal: options.signal,
       onProgress: (p) => progress(`${p.model} ${p.done}/${p.total} ${p.layer}`),
     });
+  }
+
+  /**
+   * The transformer's linears by canonical name (`single_transformer_blocks.3.attn.to_v`), each a slot the
+   * demo's INT4/INT8 toggles rebuild in place.
+   */
+  layerSlots(): ReadonlyMap<string, LinearSlot> {
+    return this.transformer.layers();
+  }
+
+  /** Rebuilds the named linears at `precision` from the checkpoint's float weights (reopened for the purpose). */
+  async setPrecision(names: readonly string[], precision: LayerPrecision): Promise<void> {
+    const slots = this.transformer.layers();
+    for (const name of names) if (!slots.has(name)) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
+    const checkpoint = await openTransformerCheckpoint(this.source.transformer, this.source.transformerConfig);
+    try {
+      const provider = checkpointWeights(this.ctx, checkpoint);
+      for (const name of names) await slots.get(name)!.rebuild(precision, provider);
+    } finally {
+      await checkpoint.close();
+    }
   }
 
   /** The model's name (its folder), for metadata. */

@@ -60,6 +60,16 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
     expect(ctx.pool.liveBytes).toBe(start);
   }, SLOW);
 
+  it('lists the transformer layers and rebuilds one at another precision in place', async () => {
+    const name = 'single_transformer_blocks.0.attn.to_v';
+    const slot = pipe.layerSlots().get(name)!;
+    expect(slot.precision).toBe('float');
+    await pipe.setPrecision([name], 'int8');
+    expect(pipe.layerSlots().get(name)!.precision).toBe('int8');
+    await pipe.setPrecision([name], 'float');
+    await expect(pipe.setPrecision(['no.such.layer'], 'int4')).rejects.toMatchObject({ code: 'bad-argument' });
+  }, SLOW);
+
   it('rejects sizes that are not multiples of 16', async () => {
     await expect(pipe.generate({ prompt: 'x', width: 40, height: 32, steps: 1 })).rejects.toMatchObject({ code: 'bad-argument' });
   });
