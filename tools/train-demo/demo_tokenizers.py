@@ -170,12 +170,34 @@ def caption_words(captions):
     return sorted(words)
 
 
+def clip_tokenizer_json(bpe):
+    """The same tokenizer in the fast-tokenizer format (CLIPTokenizerFast), for tokenizer libraries that need it."""
+    bos, eos = bpe.vocab[BOS], bpe.vocab[EOS]
+    added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": True}
+             for i, s in ((bos, BOS), (eos, EOS))]
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"},
+             "behavior": "Removed", "invert": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": [EOS, eos], "cls": [BOS, bos], "trim_offsets": False, "add_prefix_space": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": EOS, "continuing_subword_prefix": "", "end_of_word_suffix": "</w>",
+                  "fuse_unk": False, "byte_fallback": False, "vocab": bpe.vocab, "merges": [f"{a} {b}" for a, b in bpe.merges]},
+    }
+
+
 def write_clip_tokenizer(bpe, folder):
     os.makedirs(folder, exist_ok=True)
     with open(f"{folder}/vocab.json", "w") as f:
         json.dump(bpe.vocab, f, ensure_ascii=False)
     with open(f"{folder}/merges.txt", "w") as f:
         f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in bpe.merges))
+    with open(f"{folder}/tokenizer.json", "w") as f:
+        json.dump(clip_tokenizer_json(bpe), f, ensure_ascii=False)
     specials = {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS, "unk_token": EOS}
     with open(f"{folder}/special_tokens_map.json", "w") as f:
         json.dump(specials, f, indent=2)
