@@ -71,7 +71,7 @@ export interface QuantPlanOptions {
 
 /**
  * The 'mixed' preset keeps these block linears at INT8, the rest INT4. This is the subset suggested in the
- * issue and in docs/convrot.md §3: double-block attention output and single-block V (the W8A8 layers a
+ * issue and in docs/convrot-method.md §4: double-block attention output and single-block V (the W8A8 layers a
  * third-party ConvRot port attributes to the paper), and single-block proj_out (K = H + M), which a paper
  * reviewer reports loses quality at 4 bits. The official mix is unpublished; tune with overrides.
  */

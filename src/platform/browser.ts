@@ -2,13 +2,13 @@
 import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
-const shaders = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
+const shaders = import.meta.glob('../../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
   string,
   string
 >;
 
 function shaderSource(name: string): string {
-  const text = shaders[`../../../shaders/${name}.wgsl`];
+  const text = shaders[`../../shaders/${name}.wgsl`];
   if (text === undefined) throw new FluxError('bad-argument', `no shader named ${name}`);
   return text;
 }
