@@ -8,7 +8,7 @@
 import { FluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
-import type { LayerPrecision, PrecisionPreset } from '../model/precision.ts';
+import type { LayerPrecision, PrecisionPresetName } from '../model/precision.ts';
 import { checkpointWeights } from '../model/weight-loader.ts';
 import type { LinearSlot } from '../nn/factory.ts';
 import type { FluxTransformer } from '../model/transformer.ts';
@@ -79,7 +79,7 @@ export interface FluxPipelineLoadOptions {
   /** The GPU to run on; default: a new context, destroyed with the pipeline. */
   readonly gpu?: GpuContext;
   /** Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). */
-  readonly precision?: PrecisionPreset;
+  readonly precision?: PrecisionPresetName;
   /** Text encoder precision (default: the text encoders' own). */
   readonly textPrecision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
   /** Free the text encoders after each encoding (they are reloaded for the next prompt). */

@@ -3,7 +3,7 @@
  * Opening reads and validates only the header; tensor bytes are read one tensor at a time on demand.
  */
 import { FluxError } from '../errors.ts';
-import type { ByteSource } from '../gpu/platform/types.ts';
+import type { ByteSource } from '../platform/types.ts';
 import { DTYPE_BYTES, isDtype, toFloat32, type Dtype } from './dtypes.ts';
 import { isHttpUrl, openSource } from './sources.ts';
 
