@@ -62,7 +62,10 @@ export interface CanonicalLinear {
   readonly name: string;
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** Embedders, modulation linears and the final layer stay float; 'block' linears may be quantized. */
+  /**
+   * 'block' linears may be ConvRot-quantized (W4A4/W8A8); 'modulation' linears (every block's AdaLN and the final
+   * norm_out) may be weight-only quantized; embedders and the final projection stay float.
+   */
   readonly role: LinearRole;
 }
 
@@ -200,7 +203,7 @@ export function canonicalLinears(config: FluxConfig): CanonicalLinear[] {
     add(b + SINGLE_BLOCK.mlpIn, h, m, 'block');
     add(b + SINGLE_BLOCK.out, h + m, h, 'block');
   }
-  add(TOP_LEVEL.finalModulation, h, FINAL_MODULATION_CHUNKS * h, 'final');
+  add(TOP_LEVEL.finalModulation, h, FINAL_MODULATION_CHUNKS * h, 'modulation');
   add(TOP_LEVEL.finalLinear, h, config.outChannels, 'final');
   return linears;
 }

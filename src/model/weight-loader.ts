@@ -12,7 +12,7 @@ import { lowRankSplit, roundToBf16 } from '../quant/low-rank.ts';
 import { toFloat32 } from '../weights/dtypes.ts';
 import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
 import { uploadTensor } from './upload.ts';
-import type { LayerPrecision, QuantPlan } from './precision.ts';
+import { modulationLinearNames, type LayerPrecision, type QuantPlan } from './precision.ts';
 
 /**
  * Several canonical linears reading the same input and writing adjacent column ranges of one output. Each
@@ -85,6 +85,8 @@ export class WeightLoader {
   private done = 0;
   private readonly total: number;
   modulationSize = 0;
+  /** Linears that see one vector per step: weight-only when quantized. */
+  private readonly modulationNames: ReadonlySet<string>;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -92,6 +94,7 @@ export class WeightLoader {
     private readonly options: TransformerLoadOptions,
   ) {
     this.total = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.weight')).length;
+    this.modulationNames = new Set(modulationLinearNames(checkpoint.config));
   }
 
   /** A float32 vector parameter (QK-norm scales). */
@@ -148,7 +151,7 @@ export class WeightLoader {
   private specOf(name: string): LinearSpec {
     const { layers, rotation, groupSize } = this.options.quant;
     const precision: LayerPrecision = layers.get(name) ?? 'float';
-    return { precision, rotation, groupSize };
+    return { precision, rotation, groupSize, weightOnly: this.modulationNames.has(name) };
   }
 
   private progress(layer: string): void {
