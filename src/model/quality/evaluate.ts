@@ -3,7 +3,7 @@
  * its fake-quantized ConvRot form (the golden references' math, src/quant/fake-quant-layer.ts), compared with
  * the float forward; and the weight bytes the GPU engine would hold for the same plan.
  */
-import { packedWordsPerRow } from '../../kernels/convrot.ts';
+import { packedWeightBytes } from '../../nn/conv-linear.ts';
 import { FakeQuantLinear } from '../../quant/fake-quant-layer.ts';
 import type { FluxConfig } from '../config.ts';
 import type { FluxInputs } from '../inputs.ts';
@@ -14,8 +14,6 @@ import { floatLinear, fluxForward, type LinearHook } from '../reference/flux-ref
 
 /** Bytes of a bf16 value: the low-rank branch is stored so. */
 const BRANCH_VALUE_BYTES = 2;
-/** Per quantized row: the f32 scale and the i32 sum of q (src/nn/conv-linear.ts). */
-const QUANT_ROW_META_BYTES = 8;
 const F32_BYTES = 4;
 
 /** The CPU model of a plan: float layers as they are, the others fake-quantized (prepared once, on first use). */
@@ -100,8 +98,7 @@ export function planWeightBytes(config: FluxConfig, plan: QuantPlan, floatValueB
     let bytes = l.outFeatures * F32_BYTES;
     if (precision === 'float') bytes += l.outFeatures * l.inFeatures * floatValueBytes;
     else {
-      const words = packedWordsPerRow(l.inFeatures, { format: precision, rotation: plan.rotation, groupSize: plan.groupSize });
-      bytes += l.outFeatures * (words * 4 + QUANT_ROW_META_BYTES);
+      bytes += packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, rotation: plan.rotation, groupSize: plan.groupSize });
       bytes += (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * BRANCH_VALUE_BYTES;
     }
     if (l.role === 'block') blockLinears += bytes;
