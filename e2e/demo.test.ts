@@ -18,7 +18,7 @@ const SEED = 3;
  * model; INT4 moves this tiny model (hidden size 128, so one 256-wide rotation group per row) much more.
  */
 const INT8_BOUND = 0.05;
-const INT4_BOUND = 0.5;
+const INT4_BOUND = 0.25;
 
 let session: BrowserSession;
 let page: Page;

@@ -230,7 +230,7 @@ async function rebuildLayers(targets: ReadonlyMap<string, LayerPrecision>, what:
     $('#layer-status').textContent = `${what}: failed.`;
     showError(e);
   } finally {
-    summarizeModel($('#layer-status').textContent ?? '');
+    summarizeModel(($('#layer-status').textContent ?? '').replace(/\.$/, ''));
     refreshLayerPanel();
     setBusy(undefined);
   }
@@ -335,7 +335,6 @@ function refreshLayerPanel(): void {
 
 function readSettings(): Settings {
   const guidanceShown = !$('#guidance-field').hidden;
-  const toggled = groupRows.some((r) => r.toggle.checked || r.toggle.indeterminate);
   return {
     prompt: $<HTMLTextAreaElement>('#prompt').value,
     negativePrompt: input('negative').value,
@@ -345,8 +344,16 @@ function readSettings(): Settings {
     steps: Number(input('steps').value),
     seed: Number(input('seed').value),
     guidance: guidanceShown ? Number(input('guidance').value) : undefined,
-    precision: `${appliedPreset}${toggled && appliedPreset !== 'mixed' ? ' + layer toggles' : ''}`,
+    precision: precisionLabel(),
   };
+}
+
+/** The preset, and how many block linears the toggles moved off it. */
+function precisionLabel(): string {
+  const preset = presetPrecisions(appliedPreset, pipe!.transformer.config);
+  let changed = 0;
+  for (const [name, slot] of pipe!.layerSlots()) if (slot.precision !== preset.get(name)) changed++;
+  return changed === 0 ? appliedPreset : `${appliedPreset} + ${changed} layers toggled`;
 }
 
 function restoreSettings(entry: HistoryEntry): void {
