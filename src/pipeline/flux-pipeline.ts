@@ -75,6 +75,8 @@ export interface PipelineProgress {
   /** Since generate (or load) started. */
   readonly elapsedMs: number;
   readonly detail?: string;
+  /** Steps: the latent [16, height/8, width/8] after the step, for a live preview. */
+  readonly latent?: Float32Array;
 }
 
 export interface FluxPipelineLoadOptions {
@@ -399,10 +401,10 @@ export class FluxPipeline {
       timesteps: flowSchedule(steps, tokens, this.shift),
       guidance,
       signal: o.signal,
-      onStep: (k, n, ms) => {
+      onStep: (k, n, ms, img) => {
         stepMs.push(ms);
         o.onStep?.(k, n, ms);
-        report({ phase: 'step', step: k, steps: n, ms });
+        if (o.onProgress) report({ phase: 'step', step: k, steps: n, ms, latent: unpackLatent(img, channels, h, w) });
       },
     });
     throwIfAborted(o.signal);
