@@ -13,7 +13,7 @@ import { attention } from '../kernels/attention.ts';
 import type { MatrixView } from '../kernels/matrix-view.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
-import type { FluxCheckpoint } from './checkpoint.ts';
+import { FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
@@ -29,7 +29,7 @@ import {
 import type { LinearSlot } from '../nn/factory.ts';
 import { encodeLinear, withInput, type LinearLayer } from '../nn/linear.ts';
 import type { QuantPlan } from './precision.ts';
-import { WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions } from './weight-loader.ts';
+import { checkpointSource, WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions, type TransformerWeightSource } from './weight-loader.ts';
 
 export type { LoadProgress, TransformerLoadOptions } from './weight-loader.ts';
 
@@ -112,10 +112,12 @@ export class FluxTransformer {
     private readonly slots: ReadonlyMap<string, LinearSlot>,
   ) {}
 
-  static async load(ctx: GpuContext, checkpoint: FluxCheckpoint, options: TransformerLoadOptions): Promise<FluxTransformer> {
-    const loader = new WeightLoader(ctx, checkpoint, options);
+  /** Loads from a checkpoint (quantizing as the plan says) or any other weight source (packed file, cache). */
+  static async load(ctx: GpuContext, weights: FluxCheckpoint | TransformerWeightSource, options: TransformerLoadOptions): Promise<FluxTransformer> {
+    const source = weights instanceof FluxCheckpoint ? checkpointSource(ctx, weights, (name) => options.quant.ranks?.get(name) ?? 0) : weights;
+    const loader = new WeightLoader(ctx, source, options);
     try {
-      const config = checkpoint.config;
+      const config = source.config;
       const h = config.hiddenSize;
       const top = {
         imgIn: await loader.linear(TOP_LEVEL.imgIn),

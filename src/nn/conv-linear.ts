@@ -70,6 +70,15 @@ export interface PackedLinear {
   readonly bias: Float32Array | undefined;
 }
 
+/**
+ * GPU bytes of a layer's packed weights and row scales at `q`, before building it (what an INT4/INT8 choice
+ * costs); the bias, the same at every precision, is not included.
+ */
+export function packedWeightBytes(inFeatures: number, outFeatures: number, q: RowQuantization): number {
+  const { words, meta } = packedShapes(outFeatures, inFeatures, q);
+  return (words + meta) * 4;
+}
+
 /** Packed rows plus metadata of `rows` rows of `inFeatures` values. */
 function packedShapes(rows: number, inFeatures: number, q: RowQuantization): { words: number; meta: number; wordsPerRow: number } {
   const wordsPerRow = packedWordsPerRow(inFeatures, q);

@@ -20,7 +20,7 @@ describe('shader preprocessor', () => {
 
   it('every shader has one GELU and one bf16 decoder at most, from shaders/include', () => {
     for (const name of SHADERS) {
-      const text = shaderText(name, { BF16: true, INT4: true, DOT4: false, SUBGROUPS: false, HEAD_DIM: 128, KEYS_PER_TILE: 8, KSIZE: 3, UPSAMPLE: 1, HALF: 1, TURNS_HI: '0u', TURNS_LO: '0u' });
+      const text = shaderText(name, { BF16: true, INT4: true, DOT4: false, SUBGROUPS: false, HEAD_DIM: 128, KEYS_PER_TILE: 8, KSIZE: 3, UPSAMPLE: 1, HALF: 1, TURNS_HI: '0u', TURNS_LO: '0u', BITS: 4 });
       expect(text.match(/GELU_SCALE =/g)?.length ?? 0, name).toBeLessThanOrEqual(1);
       expect(text.match(/0xffffu\) << 16u/g)?.length ?? 0, name).toBeLessThanOrEqual(1);
     }

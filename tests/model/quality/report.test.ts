@@ -114,6 +114,10 @@ describe('quality report', () => {
     expect(w4.blockLinears).toBe(params / 2 + rows * 12);
     expect(w8.blockLinears).toBe(params + rows * 12);
     expect(float.blockLinears).toBe(params * 2 + rows * 4);
-    expect(float.total - float.blockLinears).toBe(w4.total - w4.blockLinears);
+    expect(float.total - float.blockLinears - float.modulationLinears).toBe(w4.total - w4.blockLinears - w4.modulationLinears);
+    // Modulation: weight-only INT4 under w4a4 (half a byte a weight, 12 bytes a row), float under fp32.
+    const modulation = canonicalLinears(config).filter((l) => l.role === 'modulation');
+    expect(w4.modulationLinears).toBe(modulation.reduce((n, l) => n + paramCount(l) / 2 + l.outFeatures * 12, 0));
+    expect(float.modulationLinears).toBe(modulation.reduce((n, l) => n + paramCount(l) * 2 + l.outFeatures * 4, 0));
   });
 });
