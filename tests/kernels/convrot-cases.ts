@@ -38,6 +38,8 @@ export interface QuantCase {
   readonly source: RowSource;
   /** These rows are all zero. */
   readonly zeroRows?: readonly number[];
+  /** Rows of exact ties instead of random values (tieMatrix): the rounding rule decides every value. */
+  readonly ties?: boolean;
 }
 
 const q = (format: QuantFormatName, rotation: RotationKind = 'regular', groupSize = 256): RowQuantization => ({ format, rotation, groupSize });
@@ -59,6 +61,7 @@ export const QUANT_CASES: readonly QuantCase[] = [
   { rows: 65, cols: 12288, q: q('int8'), role: 'weight', source: 'bf16' },
   { rows: 24, cols: 64, q: q('int8', 'sylvester', 64), role: 'weight', source: 'f32' },
   { rows: 24, cols: 104, q: q('int4', 'none', 4), role: 'weight', source: 'block' },
+  { rows: 3, cols: 64, q: q('int4', 'none', 16), role: 'activation', source: 'f32', ties: true },
 ];
 
 export interface QuantCaseResult {
@@ -93,6 +96,18 @@ export function testMatrix(rows: number, cols: number, seed: number, zeroRows: r
   const outliers = Array.from({ length: Math.max(1, cols >> 6) }, () => Math.floor(pick() * cols));
   for (let r = 0; r < rows; r++) for (const c of outliers) v[r * cols + c]! *= 20;
   for (const r of zeroRows) v.fill(0, r * cols, (r + 1) * cols);
+  return v;
+}
+
+/**
+ * Rows whose scale is exactly 1 (absmax 7 at INT4) and whose other values are the ties k + 0.5: only
+ * round-half-to-even gives the reference's q. (Divisions by a power of two are exact on every GPU.)
+ */
+export function tieMatrix(rows: number, cols: number): Float32Array {
+  const v = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) v[r * cols + c] = c === r ? 7 : ((c + r) % 14) - 7 + 0.5;
+  }
   return v;
 }
 
@@ -162,9 +177,12 @@ export async function comparePacked(
       const expected = ref.q[r * k + j]!;
       sum += got;
       if (got === expected) continue;
-      const quotient = rotated[r * k + j]! / ref.scales[r]!;
+      const scale = ref.scales[r]!;
+      const quotient = rotated[r * k + j]! / scale;
       const boundary = Math.min(got, expected) + 0.5;
-      if (Math.abs(got - expected) === 1 && Math.abs(quotient - boundary) <= DIVISION_ULPS * ulpOfF32(quotient)) boundaryRoundings++;
+      // A division by a power of two is exact (an exact reciprocal times v) on every implementation.
+      const exact = Number.isInteger(Math.log2(scale));
+      if (!exact && Math.abs(got - expected) === 1 && Math.abs(quotient - boundary) <= DIVISION_ULPS * ulpOfF32(quotient)) boundaryRoundings++;
       else wordMismatches++;
     }
     if (!Object.is(scales[2 * r], ref.scales[r])) scaleMismatches++;
@@ -181,7 +199,7 @@ export function rotatedRows(values: Float32Array, rows: number, cols: number, q:
 
 export async function runQuantCase(ctx: GpuContext, c: QuantCase, seed: number): Promise<QuantCaseResult> {
   const { rows, cols } = c;
-  let values = testMatrix(rows, cols, seed, c.zeroRows);
+  let values = c.ties ? tieMatrix(rows, cols) : testMatrix(rows, cols, seed, c.zeroRows);
   const owned: GPUBuffer[] = [];
   try {
     let src: Parameters<typeof quantizeRows>[1]['src'];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
-import { GEMM_SHAPES, GEMM_TOLERANCE, runGemmBlockCase, runGemmCase } from './gemm-cases.ts';
+import { GEMM_REAL_K_SHAPES, GEMM_REAL_K_TOLERANCE, GEMM_SHAPES, GEMM_TOLERANCE, runGemmBlockCase, runGemmCase } from './gemm-cases.ts';
 
 describe('gemm_f32 (Node, Dawn)', () => {
   for (const [i, shape] of GEMM_SHAPES.entries()) {
@@ -13,7 +13,16 @@ describe('gemm_f32 (Node, Dawn)', () => {
   }
 });
 
-describe('gemm_f32 on blocks of wider matrices', () => {
+describe("gemm_f32 at FLUX.1's inner dimensions", () => {
+  for (const [i, shape] of GEMM_REAL_K_SHAPES.entries()) {
+    it(`M,K,N = ${shape.join(',')} with bias matches the CPU reference`, async () => {
+      const r = await runGemmCase(await testGpu(), shape, true, 500 + i);
+      expect(r.maxRelError).toBeLessThan(GEMM_REAL_K_TOLERANCE);
+    });
+  }
+});
+
+describe('gemm_f32 on views of wider matrices', () => {
   it('reads a row range of x and writes only its column range of y', async () => {
     const r = await runGemmBlockCase(await testGpu());
     expect(r.maxRelError).toBeLessThan(GEMM_TOLERANCE);
