@@ -1,8 +1,12 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { shaderConstant, shaderConstants, shaderText } from '../../src/gpu/shaders.ts';
+import { testGpu } from '../helpers/gpu.ts';
 
 const SHADERS = readdirSync(new URL('../../shaders/', import.meta.url)).filter((f) => f.endsWith('.wgsl')).map((f) => f.replace(/\.wgsl$/, ''));
+
+/** Values for every define of every shader (sizes as FLUX uses them). */
+const EXAMPLE_DEFINES = { BF16: true, INT4: true, DOT4: false, SUBGROUPS: false, HEAD_DIM: 128, KEYS_PER_TILE: 8, KSIZE: 3, UPSAMPLE: 1, HALF: 1, TURNS_HI: '0u', TURNS_LO: '0u', BITS: 4 };
 
 describe('shader preprocessor', () => {
   it('keeps the chosen #if branch and includes a file once', () => {
@@ -20,7 +24,7 @@ describe('shader preprocessor', () => {
 
   it('every shader has one GELU and one bf16 decoder at most, from shaders/include', () => {
     for (const name of SHADERS) {
-      const text = shaderText(name, { BF16: true, INT4: true, DOT4: false, SUBGROUPS: false, HEAD_DIM: 128, KEYS_PER_TILE: 8, KSIZE: 3, UPSAMPLE: 1, HALF: 1, TURNS_HI: '0u', TURNS_LO: '0u', BITS: 4 });
+      const text = shaderText(name, EXAMPLE_DEFINES);
       expect(text.match(/GELU_SCALE =/g)?.length ?? 0, name).toBeLessThanOrEqual(1);
       expect(text.match(/0xffffu\) << 16u/g)?.length ?? 0, name).toBeLessThanOrEqual(1);
     }
@@ -35,5 +39,21 @@ describe('shader preprocessor', () => {
     expect(shaderConstants('gemm_int')).toMatchObject({ TM: 16, TN: 16, WG_X: 4, WG_Y: 2 });
     expect(shaderConstant('convrot_quant', 'SYLVESTER')).toBe(2);
     expect(() => shaderConstant('gemm_int', 'NO_SUCH')).toThrow(/declares no integer const NO_SUCH/);
+  });
+});
+
+describe('shader variants compile (WGSL validation, before overrides are given)', () => {
+  it('every shader, and both branches of every #if of the ConvRot kernels', async () => {
+    const ctx = await testGpu();
+    const variants: [string, Record<string, string | number | boolean>][] = SHADERS.map((name) => [name, EXAMPLE_DEFINES]);
+    for (const INT4 of [true, false]) for (const DOT4 of ctx.caps.dot4 ? [true, false] : [false]) variants.push(['gemm_int', { INT4, DOT4 }]);
+    if (ctx.caps.subgroups) variants.push(['convrot_quant', { SUBGROUPS: true }]);
+    const errors: string[] = [];
+    for (const [name, defines] of variants) {
+      const module = ctx.device.createShaderModule({ code: shaderText(name, defines), label: name });
+      const info = await module.getCompilationInfo();
+      for (const m of info.messages) if (m.type === 'error') errors.push(`${name} ${JSON.stringify(defines)}:${m.lineNum}: ${m.message}`);
+    }
+    expect(errors).toEqual([]);
   });
 });
