@@ -100,12 +100,15 @@ describe('demo page', () => {
     // INT4 = 4 × 128 × (256 B + 8 B), INT8 = 4 × 128 × (512 B + 8 B).
     const mlpDownBytes = await page.locator('[data-testid=int8-toggle-mlp-down]').locator('xpath=../..').locator('td').last().textContent();
     expect(mlpDownBytes).toBe('132.0 KiB → 260.0 KiB');
+    // Loaded through the weight cache: the panel lists the quantized transformer.
+    await page.waitForSelector('#cache-list li[data-key]', { timeout: SLOW });
+    expect(await page.textContent('#cache-list')).toMatch(/flux-demo · mixed · [\d.]+ (KiB|MiB)/);
     await page.fill('[data-testid=prompt]', PROMPT);
     await page.fill('#seed', String(SEED));
   }, SLOW);
 
   it('generates with progress, and the same seed gives the same pixels', async () => {
-    await setPreset('fp32');
+    await setPreset('float');
     const first = await generate();
     const steps = Number(await page.inputValue('#steps'));
     expect(first.progress).toContain(steps);
@@ -143,6 +146,12 @@ describe('demo page', () => {
     console.log(`demo page: mixed + MLP down INT8: ${toggledError.toFixed(4)}`);
     expect(toggled).not.toEqual(mixed);
     expect(toggledError).toBeLessThan(INT4_BOUND);
+  }, SLOW);
+
+  it('deletes a cached model from the cache panel', async () => {
+    await page.click('#cache-list li[data-key] button[aria-label^="Delete flux-demo (mixed)"]');
+    await page.waitForFunction(() => !document.querySelector('#cache-list li[data-key]'), undefined, { timeout: SLOW });
+    expect(await page.textContent('#cache-list')).toMatch(/No cached models yet/);
   }, SLOW);
 
   it('fits a phone-sized viewport', async () => {

@@ -3,7 +3,7 @@
  * Opening reads and validates only the header; tensor bytes are read one tensor at a time on demand.
  */
 import { FluxError } from '../errors.ts';
-import type { ByteSource } from '../gpu/platform/types.ts';
+import type { ByteSource } from '../platform/types.ts';
 import { DTYPE_BYTES, isDtype, toFloat32, type Dtype } from './dtypes.ts';
 import { isHttpUrl, openSource } from './sources.ts';
 
@@ -353,8 +353,11 @@ function isPlainFileName(name: string): boolean {
 
 const INDEX_SUFFIX = '.index.json';
 const SAFETENSORS_SUFFIX = '.safetensors';
+/** The file name `flux-w4a4 quantize` gives a packed transformer inside its component folder. */
+export const PACKED_CHECKPOINT_FILE = 'flux-w4a4-packed.safetensors';
 /** What a diffusers/transformers component folder holds, in the order we look for it. */
 const CHECKPOINT_FILE_NAMES = [
+  PACKED_CHECKPOINT_FILE,
   'diffusion_pytorch_model.safetensors.index.json',
   'diffusion_pytorch_model.safetensors',
   'model.safetensors.index.json',

@@ -4,7 +4,7 @@
  */
 import { openFileSource } from '#platform';
 import { FluxError } from '../errors.ts';
-import type { ByteSource } from '../gpu/platform/types.ts';
+import type { ByteSource } from '../platform/types.ts';
 
 /** Guards every read so all sources fail the same way on bad ranges and use after close. */
 function checkRead(name: string, size: number, closed: boolean, offset: number, length: number): void {
