@@ -2,13 +2,14 @@
 import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
+// import.meta.glob needs a literal pattern; its keys are the matched paths, so look names up the same way.
 const shaders = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
   string,
   string
 >;
 
 function shaderSource(name: string): string {
-  const text = shaders[`../../../shaders/${name}.wgsl`];
+  const text = shaders[`../../shaders/${name}.wgsl`];
   if (text === undefined) throw new FluxError('bad-argument', `no shader named ${name}`);
   return text;
 }
