@@ -12,7 +12,7 @@ import type { LayerPrecision, PrecisionPresetName, QuantPlan } from '../model/pr
 import { CachedTransformer, type CacheLoadStats } from '../model/cached-weights.ts';
 import { sourceWeights, type TransformerWeightSource } from '../model/weight-loader.ts';
 import type { WeightCache } from '../weights/cache.ts';
-import type { LinearSlot } from '../nn/factory.ts';
+import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
 import { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { sibling } from '../weights/safetensors.ts';
@@ -307,10 +307,44 @@ export class FluxPipeline {
   async setPrecision(names: readonly string[], precision: LayerPrecision): Promise<void> {
     const slots = this.transformer.layers();
     for (const name of names) if (!slots.has(name)) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
+    await this.rebuildSlots(names.map((name) => [name, precision]));
+  }
+
+  /**
+   * Puts every transformer linear at `plan`'s precision, rotation and group size (the adherence report's
+   * methods); only the slots that differ are rebuilt. Low-rank ranks are not applied.
+   */
+  async applyQuantPlan(plan: QuantPlan): Promise<void> {
+    const specs = new Map<string, LinearSpec>();
+    for (const [name, slot] of this.transformer.layers()) {
+      const precision = plan.layers.get(name);
+      if (precision === undefined) throw new FluxError('bad-argument', `the plan has no precision for transformer layer ${name}`);
+      // weightOnly is the layer's kind (a modulation linear), not the plan's to change.
+      specs.set(name, { ...slot.spec, precision, rotation: plan.rotation, groupSize: plan.groupSize });
+    }
+    await this.applyLayerSpecs(specs);
+  }
+
+  /** Rebuilds the named linears whose precision (or, quantized, rotation or group size) differs from `specs`. */
+  async applyLayerSpecs(specs: ReadonlyMap<string, LinearSpec>): Promise<void> {
+    const slots = this.transformer.layers();
+    const changes: [string, LinearSpec][] = [];
+    for (const [name, spec] of specs) {
+      const current = slots.get(name)?.spec;
+      if (!current) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
+      const differs = current.precision !== spec.precision || (spec.precision !== 'float' && (current.rotation !== spec.rotation || current.groupSize !== spec.groupSize));
+      if (differs) changes.push([name, spec]);
+    }
+    await this.rebuildSlots(changes);
+  }
+
+  private async rebuildSlots(changes: readonly (readonly [string, LayerPrecision | LinearSpec])[]): Promise<void> {
+    if (changes.length === 0) return;
+    const slots = this.transformer.layers();
     const weights = this.cached ?? (await openTransformerWeights(this.ctx, this.source.transformer, this.source.transformerConfig));
     try {
       const provider = sourceWeights(weights instanceof CachedTransformer ? weights : weights.source);
-      for (const name of names) await slots.get(name)!.rebuild(precision, provider);
+      for (const [name, spec] of changes) await slots.get(name)!.rebuild(spec, provider);
     } finally {
       await weights.close();
     }
