@@ -40,6 +40,7 @@ const idle = () => page.waitForFunction(() => document.body.dataset.busy === '',
 async function setPreset(preset: string): Promise<void> {
   await page.selectOption('[data-testid=precision-preset]', preset);
   await idle();
+  expect(await page.textContent('#layer-status')).toMatch(/: rebuilt \d+ layers in /);
 }
 
 /** Clicks (or presses) generate and returns the result image's RGBA, with the progress values the bar showed. */
@@ -163,6 +164,15 @@ describe('demo page', () => {
     const box = await page.locator('[data-testid=generate]').boundingBox();
     expect(box!.x + box!.width).toBeLessThanOrEqual(390);
     await page.screenshot({ path: `${IMAGES}demo-phone.png`, fullPage: true });
+  }, SLOW);
+
+  it('says in the page, in plain words, when a folder is not a model', async () => {
+    await page.check('input[name=source][value=url]');
+    await page.fill('#model-url', `${session.baseUrl}/docs/`);
+    await page.click('#load');
+    await page.waitForSelector('#error:not([hidden])', { timeout: SLOW });
+    expect(await page.textContent('#error-text')).toMatch(/^The model files could not be used: .*docs\/?: not a diffusers FLUX folder \(no model_index\.json\)\. Pick a diffusers FLUX\.1 folder/);
+    expect(await page.isDisabled('[data-testid=generate]')).toBe(true);
   }, SLOW);
 
   it('explains what to do when WebGPU is missing', async () => {
