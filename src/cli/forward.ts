@@ -12,7 +12,7 @@ import { checkpointFromParams, loadHostModel } from '../pipeline/quality.ts';
 import { TransformerRunner } from '../pipeline/transformer-runner.ts';
 import { encodeSafetensors } from '../weights/safetensors-writer.ts';
 import { readJson } from '../weights/sources.ts';
-import { UsageError, type Command } from './args.ts';
+import { UsageError, type Command, type ParsedArgs } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
 import { readInputs } from './inputs.ts';
 import { calibrationFor, parseAlpha, precisionSpec } from './quality-args.ts';
@@ -23,6 +23,14 @@ const DEFAULT_PRECISION: PrecisionPreset = 'mixed';
 export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
   return value as T;
+}
+
+/** `--int8-layers` globs (repeatable or comma-separated) as precision overrides. */
+export function int8Overrides(values: ParsedArgs['values']): PrecisionOverride[] {
+  return ((values['int8-layers'] as string[] | undefined) ?? [])
+    .flatMap((v) => v.split(','))
+    .filter((p) => p !== '')
+    .map((pattern) => ({ pattern, precision: 'int8' }));
 }
 
 export function asBytes(values: Float32Array): Uint8Array {
@@ -77,10 +85,7 @@ export const forwardCommand: Command = {
     const rotation = mapFile?.rotation ?? oneOf('rotation', String(values.rotation), ROTATIONS);
     const groupSize = mapFile?.groupSize ?? Number(values.group);
     if (!Number.isInteger(groupSize) || groupSize <= 0) throw new UsageError(`--group must be a positive integer (got "${String(values.group)}")`);
-    const overrides: PrecisionOverride[] = ((values['int8-layers'] as string[] | undefined) ?? [])
-      .flatMap((v) => v.split(','))
-      .filter((p) => p !== '')
-      .map((pattern) => ({ pattern, precision: 'int8' }));
+    const overrides = int8Overrides(values);
 
     const inputs = await readInputs(inputsPath);
     const configPath = values.config as string | undefined;
