@@ -171,15 +171,15 @@ export const quantizeCommand: Command = {
     await mkdir(target, { recursive: true });
     const start = performance.now();
     await withGpu(async (ctx) => {
-      const weights = await openTransformerWeights(ctx, transformer, values.config as string | undefined, plan);
+      const weights = await openTransformerWeights(ctx, transformer, values.config as string | undefined);
       const reporter = packProgress();
       try {
-        if (weights.packed) throw new FluxError('bad-argument', `${transformer}: already a packed model`);
-        // The plan as given, checked against the model (a bad --int8-layers glob fails before any work).
-        makeQuantPlan(weights.source.config, plan);
+        if (weights.packed) throw new FluxError('bad-argument', `${transformer}: already a packed model (quantize its source instead)`);
+        // Checked against the model before any work (a bad --int8-layers glob fails here).
+        const quant = makeQuantPlan(weights.source.config, plan);
         const origin = { identity: transformer, label: basename(model) };
         const file = join(target, PACKED_CHECKPOINT_FILE);
-        const bytes = await writeSafetensorsStreamed(file, (writer) => packTransformer(ctx, weights.source, weights.plan, writer, origin, reporter.onProgress));
+        const bytes = await writeSafetensorsStreamed(file, (writer) => packTransformer(ctx, weights.source, quant, writer, origin, reporter.onProgress));
         reporter.stop();
         if (folder) await copyComponents(model, out);
         progressLine(`quantized ${basename(model)} (${plan.label}) in ${((performance.now() - start) / 1000).toFixed(1)} s: ${formatBytes(bytes)} packed transformer; wrote ${file}`, true);

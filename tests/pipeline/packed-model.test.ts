@@ -75,11 +75,11 @@ describe('packed models (tiny FLUX, 3-shard diffusers transformer)', () => {
     expect(reader.metadata.format_version).toBe(String(PACKED_FORMAT_VERSION));
     expect(JSON.parse(reader.metadata.source!)).toEqual({ identity: join(source, 'transformer'), label: 'source' });
     expect(reader.info('single_transformer_blocks.0.proj_out.packed').dtype).toBe('U32');
-    expect(reader.info('transformer_blocks.0.norm1.linear.weight').dtype).toBe('F32');
+    expect(reader.info('transformer_blocks.0.norm1.linear.weight').dtype).toBe('BF16');
     await reader.close();
     const packedBytes = (await stat(join(out, 'transformer', PACKED_CHECKPOINT_FILE))).size;
     const sourceBytes = (await folderBytes(join(source, 'transformer'))) - (await stat(join(source, 'transformer', 'config.json'))).size;
-    console.log(`tiny transformer: source ${sourceBytes} B (f32, 3 shards), packed w4a4+int8 ${packedBytes} B`);
+    console.log(`tiny transformer: source ${sourceBytes} B (bf16, 3 shards), packed w4a4+int8 ${packedBytes} B`);
     expect(packedBytes).toBeLessThan(sourceBytes);
 
     const reference = await forwardFrom(join(source, 'transformer'), { preset: 'w4a4', overrides: [{ pattern: int8, precision: 'int8' }] });
