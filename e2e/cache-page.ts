@@ -4,12 +4,13 @@
  * the load time and the cache's counts; helpers damage a chunk, abort a load, or make IndexedDB run out of quota.
  */
 import { createStore, get, keys, set } from 'idb-keyval';
-import { readInputs } from '../src/cli/inputs.ts';
 import { GpuContext } from '../src/gpu/device.ts';
 import type { PrecisionPreset } from '../src/model/precision.ts';
 import { FluxPipeline } from '../src/pipeline/flux-pipeline.ts';
 import { TransformerRunner } from '../src/pipeline/transformer-runner.ts';
+import type { FluxInputs } from '../src/model/inputs.ts';
 import { WeightCache, type CachedModelInfo } from '../src/weights/cache.ts';
+import { openCheckpoint } from '../src/weights/safetensors.ts';
 
 export interface CacheLoadResult {
   readonly out: number[];
@@ -47,6 +48,25 @@ const DB_NAME = 'flux-w4a4-e2e-cache';
 const cache = new WeightCache({ dbName: DB_NAME });
 const raw = createStore(DB_NAME, 'entries');
 let gpu: Promise<GpuContext> | undefined;
+
+/** The golden tiny call's inputs (tests/fixtures/flux-tiny-a/forward.safetensors). */
+async function goldenInputs(): Promise<FluxInputs> {
+  const file = await openCheckpoint(new URL('/tests/fixtures/flux-tiny-a/forward.safetensors', location.origin).href);
+  try {
+    const read = (name: string) => file.readFloat32(name);
+    return {
+      img: await read('img'),
+      imgIds: await read('img_ids'),
+      txt: await read('txt'),
+      txtIds: await read('txt_ids'),
+      timestep: (await read('timesteps'))[0]!,
+      y: await read('y'),
+      guidance: file.has('guidance') ? (await read('guidance'))[0] : undefined,
+    };
+  } finally {
+    await file.close();
+  }
+}
 
 async function load(request: CacheLoadRequest): Promise<CacheLoadResult> {
   const folder = new URL(`${request.model}/`, location.origin).href;
@@ -87,7 +107,7 @@ async function load(request: CacheLoadRequest): Promise<CacheLoadResult> {
     );
     const loadMs = performance.now() - start;
     try {
-      const inputs = await readInputs(new URL('/tests/fixtures/flux-tiny-a/forward.safetensors', location.origin).href);
+      const inputs = await goldenInputs();
       const runner = new TransformerRunner(pipe.transformer);
       try {
         const { out } = await runner.forward(inputs);

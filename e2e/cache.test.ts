@@ -19,6 +19,8 @@ const MODEL = 'test-results/e2e-cache-flux';
 const PACKED = 'test-results/e2e-cache-flux-packed';
 const ROOT = new URL('../', import.meta.url).pathname;
 const SLOW = 900_000;
+/** The page's modules load in seconds; longer means it failed (see the page errors logged). */
+const PAGE_READY_MS = 120_000;
 
 let session: BrowserSession;
 let page: Page;
@@ -29,9 +31,9 @@ beforeAll(async () => {
   await rm(join(ROOT, MODEL), { recursive: true, force: true });
   await mkdir(join(ROOT, MODEL), { recursive: true });
   await makeTinyFlux(join(ROOT, MODEL), { shards: 3 });
-  expect(await main(['quantize', '--model', join(ROOT, MODEL), '--out', join(ROOT, PACKED), '--precision', 'mixed'])).toBe(0);
   session = await startBrowserSession({ appType: 'mpa' });
   page = await session.browser.newPage();
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   page.on('request', (r) => {
     if (r.url().includes('/transformer/') && r.url().includes('.safetensors')) transformerRequests.push(r.url());
   });
@@ -47,7 +49,7 @@ afterAll(async () => {
 async function openPage(reload = false): Promise<void> {
   if (reload) await page.reload();
   else await page.goto(`${session.baseUrl}/e2e/cache.html`);
-  await page.waitForFunction(() => window.cacheCheck !== undefined, undefined, { timeout: SLOW });
+  await page.waitForFunction(() => window.cacheCheck !== undefined, undefined, { timeout: PAGE_READY_MS });
 }
 
 function load(request: CacheLoadRequest): Promise<CacheLoadResult> {
@@ -104,6 +106,7 @@ describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
   }, SLOW);
 
   it('loads the packed model Node quantize wrote from the same shards, with the same output', async () => {
+    expect(await main(['quantize', '--model', join(ROOT, MODEL), '--out', join(ROOT, PACKED), '--precision', 'mixed'])).toBe(0);
     const packed = await load({ model: PACKED, transformerFile: PACKED_CHECKPOINT_FILE, useCache: false });
     expect(packed.stats).toBeUndefined();
     expect(transformerRequests.every((u) => u.endsWith(PACKED_CHECKPOINT_FILE))).toBe(true);

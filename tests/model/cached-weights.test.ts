@@ -143,7 +143,7 @@ describe('the transformer through the weight cache (flux-tiny-a, mixed)', () => 
     vi.restoreAllMocks();
     expect(error).toBeInstanceOf(FluxError);
     expect((error as FluxError).code).toBe('quota-exceeded');
-    expect((error as FluxError).message).toMatch(/^caching flux-tiny-a \(mixed\) needs about [\d.]+ KiB \(\d+ bytes\) of browser storage/);
+    expect((error as FluxError).message).toMatch(/^caching flux-tiny-a \(mixed\) needs about [\d.]+ MiB \(\d+ bytes\) of browser storage, more than is free/);
     expect(await full.cache.list()).toEqual([]);
     expect(await full.cache.size()).toBe(0);
     expect(await keys(full.raw)).toEqual([]);
