@@ -418,12 +418,17 @@ export async function runBench(ctx: GpuContext, options: BenchOptions): Promise<
 
 const MIB = 2 ** 20;
 
+/** Three significant digits, whole numbers from 100 up: small timings of a fast GPU stay readable. */
+export function formatNumber(v: number): string {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
+}
+
 /** The results as text cells, the same for the CLI's table and the page's: header first. */
 export function benchTable(report: BenchReport): string[][] {
-  const cell = (v: number | undefined, digits: number) => (v === undefined ? '' : v.toFixed(digits));
+  const cell = (v: number | undefined) => (v === undefined ? '' : formatNumber(v));
   return [
     ['section', 'kernel', 'shape', 'wall ms', 'GPU ms', 'GOPS', 'MiB'],
-    ...report.rows.map((r) => [r.section, r.name, r.shape, cell(r.wallMs, 1), cell(r.gpuMs, 1), cell(r.gops, 2), cell(r.bytes === undefined ? undefined : r.bytes / MIB, 2)]),
+    ...report.rows.map((r) => [r.section, r.name, r.shape, cell(r.wallMs), cell(r.gpuMs), cell(r.gops), cell(r.bytes === undefined ? undefined : r.bytes / MIB)]),
   ];
 }
 
@@ -434,10 +439,10 @@ export function comparisonTable(report: BenchReport): string[][] {
     ['shape', 'f32 / W4A4', 'W8A8 / W4A4', ...peers.map((p) => `${p} / W4A4`), 'quant % of W4A4'],
     ...report.comparisons.map((c) => [
       c.shape,
-      c.w4a4VsF32.toFixed(2),
-      c.w4a4VsW8a8.toFixed(2),
-      ...peers.map((p) => c.w4a4VsPeers[p]?.toFixed(2) ?? ''),
-      (100 * c.quantizeShare).toFixed(1),
+      formatNumber(c.w4a4VsF32),
+      formatNumber(c.w4a4VsW8a8),
+      ...peers.map((p) => (c.w4a4VsPeers[p] === undefined ? '' : formatNumber(c.w4a4VsPeers[p]))),
+      formatNumber(100 * c.quantizeShare),
     ]),
   ];
 }

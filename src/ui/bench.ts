@@ -21,6 +21,7 @@ declare global {
 const DEMO_MODEL = new URL('models/flux-demo/', document.baseURI).href;
 /** The model benchmark runs the demo's default preset. */
 const MODEL_PRECISION = 'mixed';
+const MODEL_NAME = `flux-demo (${MODEL_PRECISION})`;
 const CHART_HEIGHT = 260;
 /** Share of a category's width its bars take, and uPlot's BarsPathBuilderFacetUnit.ScaleValue (a const enum). */
 const GROUP_WIDTH = 0.8;
@@ -148,7 +149,7 @@ function showReport(r: BenchReport): void {
     kernels.map((name) => ({ label: name, values: shapes.map((s) => linear.find((row) => row.name === name && row.shape === s)?.gops ?? null) })),
     'GOPS',
   );
-  const blocks = r.rows.filter((row) => row.section === 'model' && row.name.includes('block'));
+  const blocks = r.rows.filter((row) => row.section === 'block');
   chart($('model-chart'), `${r.model ?? 'model'}: time per transformer block`, blocks.map((b) => b.name), [{ label: 'ms', values: blocks.map((b) => b.gpuMs ?? b.wallMs ?? null) }], 'ms');
   results.hidden = false;
 }
@@ -182,6 +183,7 @@ async function run(event: SubmitEvent): Promise<void> {
       repeats,
       peers: $<HTMLInputElement>('bench-peers').checked ? peers : [],
       model: $<HTMLInputElement>('bench-model').checked ? pipeline : undefined,
+      modelName: MODEL_NAME,
       platform: navigator.userAgent,
       signal: abort.signal,
       onProgress: (p) => {
