@@ -15,7 +15,7 @@ import type { AdapterSummary, GpuCaps, GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { attention } from '../kernels/attention.ts';
 import { prefersDot4 } from '../kernels/convrot.ts';
-import { linearF32 } from '../kernels/gemm.ts';
+import { floatGemm } from '../kernels/gemm.ts';
 import { ConvLinear } from '../nn/conv-linear.ts';
 import type { FluxPipeline } from './flux-pipeline.ts';
 import { imagePositionIds, textPositionIds, throwIfAborted } from './sampler.ts';
@@ -251,7 +251,7 @@ async function benchLinear(
     const y = { tensor: f32Tensor(yb, [m, n]) };
     const w = f32Tensor(wb, [n, k]);
     const bias = f32Tensor(bb, [n]);
-    const items: Timed[] = [timedBatch(ctx, `${name} f32 GEMM`, (batch) => linearF32(batch, { x, w, bias, y }))];
+    const items: Timed[] = [timedBatch(ctx, `${name} f32 GEMM`, (batch) => floatGemm(batch, { x, w, bias, y }))];
     for (const precision of ['int8', 'int4'] as const) {
       const layer = await ConvLinear.fromFloat(ctx, w, bias, { precision, label: `bench ${precision}` });
       layers.push(layer);

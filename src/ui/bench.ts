@@ -7,8 +7,8 @@ import 'uplot/dist/uPlot.min.css';
 import { isFluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import { adapterName, benchTable, comparisonTable, runBench, type BenchGrid, type BenchReport, type LinearPeer } from '../pipeline/bench.ts';
-import { FluxPipeline, type FluxPipelineSource, type GenerationDefaultsJson } from '../pipeline/flux-pipeline.ts';
-import { readJson } from '../weights/sources.ts';
+import { FluxPipeline } from '../pipeline/flux-pipeline.ts';
+import { DEMO_MODEL_PATH } from './model-source.ts';
 
 declare global {
   interface Window {
@@ -18,7 +18,7 @@ declare global {
 }
 
 /** The embedded demo model, served from public/. */
-const DEMO_MODEL = new URL('models/flux-demo/', document.baseURI).href;
+const DEMO_MODEL = new URL(DEMO_MODEL_PATH, document.baseURI).href;
 /** The model benchmark runs the demo's default preset. */
 const MODEL_PRECISION = 'mixed';
 const MODEL_NAME = `flux-demo (${MODEL_PRECISION})`;
@@ -47,24 +47,6 @@ const charts: uPlot[] = [];
 function showError(e: unknown): void {
   status.dataset.state = 'error';
   status.textContent = isFluxError(e) ? e.message : e instanceof Error ? e.message : String(e);
-}
-
-/**
- * The demo folder's files by name: over HTTP a folder cannot be listed, so each component is named, and the
- * defaults and schedule the folder form would read are read here.
- */
-async function demoModelSource(): Promise<FluxPipelineSource> {
-  const at = (path: string) => new URL(path, DEMO_MODEL).href;
-  const scheduler = (await readJson(at('scheduler/scheduler_config.json'))) as { use_dynamic_shifting?: boolean };
-  return {
-    transformer: at('transformer/diffusion_pytorch_model.safetensors'),
-    transformerConfig: at('transformer/config.json'),
-    vae: at('vae/diffusion_pytorch_model.safetensors'),
-    vaeConfig: at('vae/config.json'),
-    text: { clip: at('text_encoder/model.safetensors'), clipTokenizer: at('tokenizer/'), t5: at('text_encoder_2/model.safetensors'), t5Tokenizer: at('tokenizer_2/') },
-    defaults: (await readJson(at('generation_defaults.json'))) as GenerationDefaultsJson,
-    shift: scheduler.use_dynamic_shifting === true,
-  };
 }
 
 /** ORT is loaded on first use: it is large and only the peers need it. Its wasm is served by Vite from the package. */
@@ -176,7 +158,7 @@ async function run(event: SubmitEvent): Promise<void> {
     }
     if ($<HTMLInputElement>('bench-model').checked && !pipeline) {
       status.textContent = 'Loading the demo model…';
-      pipeline = await FluxPipeline.load(await demoModelSource(), { gpu: ctx, precision: MODEL_PRECISION, signal: abort.signal });
+      pipeline = await FluxPipeline.load(DEMO_MODEL, { gpu: ctx, precision: MODEL_PRECISION, signal: abort.signal });
     }
     report = await runBench(ctx, {
       grid,
