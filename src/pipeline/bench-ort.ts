@@ -53,38 +53,50 @@ function transpose(w: Float32Array, n: number, k: number): Float32Array {
   return out;
 }
 
-function matMulGraph(shape: LinearShape, w: Float32Array): { node: OnnxNode; initializers: OnnxInitializer[] } {
+/** An ONNX model of one peer at one shape, and the bytes of its weights. */
+export interface PeerModel {
+  readonly model: Uint8Array;
+  readonly weightBytes: number;
+}
+
+function oneNodeModel(shape: LinearShape, node: OnnxNode, initializers: OnnxInitializer[]): PeerModel {
+  const { m, k, n } = shape;
   return {
-    node: { opType: 'MatMul', domain: '', inputs: ['x', 'w'], output: 'y' },
-    initializers: [{ name: 'w', type: OnnxType.FLOAT, dims: [shape.k, shape.n], data: transpose(w, shape.n, shape.k) }],
+    model: onnxModel({ node, initializers, input: { name: 'x', dims: [m, k] }, output: { name: 'y', dims: [m, n] } }),
+    weightBytes: initializers.reduce((sum, t) => sum + t.data.byteLength, 0),
   };
 }
 
-function matMulNBitsGraph(shape: LinearShape, w: Float32Array, accuracyLevel: number): { node: OnnxNode; initializers: OnnxInitializer[] } {
+/** y = x·B with B = wᵀ [K, N] f32. */
+export function matMulModel(shape: LinearShape, w: Float32Array): PeerModel {
+  return oneNodeModel(shape, { opType: 'MatMul', domain: '', inputs: ['x', 'w'], output: 'y' }, [
+    { name: 'w', type: OnnxType.FLOAT, dims: [shape.k, shape.n], data: transpose(w, shape.n, shape.k) },
+  ]);
+}
+
+/** y = x·dequant(B)ᵀ with w quantized by quantizeMatMulNBits. */
+export function matMulNBitsModel(shape: LinearShape, w: Float32Array, accuracyLevel: number): PeerModel {
   const { n, k } = shape;
   const { b, scales } = quantizeMatMulNBits(w, n, k);
-  return {
-    node: {
-      opType: 'MatMulNBits',
-      domain: 'com.microsoft',
-      inputs: ['x', 'b', 'scales'],
-      output: 'y',
-      intAttributes: { K: k, N: n, bits: BITS, block_size: ORT_BLOCK_SIZE, accuracy_level: accuracyLevel },
-    },
-    initializers: [
-      { name: 'b', type: OnnxType.UINT8, dims: [n, k / ORT_BLOCK_SIZE, (ORT_BLOCK_SIZE * BITS) / 8], data: b },
-      { name: 'scales', type: OnnxType.FLOAT, dims: [n * (k / ORT_BLOCK_SIZE)], data: scales },
-    ],
+  const node: OnnxNode = {
+    opType: 'MatMulNBits',
+    domain: 'com.microsoft',
+    inputs: ['x', 'b', 'scales'],
+    output: 'y',
+    intAttributes: { K: k, N: n, bits: BITS, block_size: ORT_BLOCK_SIZE, accuracy_level: accuracyLevel },
   };
+  return oneNodeModel(shape, node, [
+    { name: 'b', type: OnnxType.UINT8, dims: [n, k / ORT_BLOCK_SIZE, (ORT_BLOCK_SIZE * BITS) / 8], data: b },
+    { name: 'scales', type: OnnxType.FLOAT, dims: [n * (k / ORT_BLOCK_SIZE)], data: scales },
+  ]);
 }
 
-function ortPeer(ort: OrtModule, name: string, graph: (shape: LinearShape, w: Float32Array) => { node: OnnxNode; initializers: OnnxInitializer[] }): LinearPeer {
+function ortPeer(ort: OrtModule, name: string, build: (shape: LinearShape, w: Float32Array) => PeerModel): LinearPeer {
   return {
     name,
     async prepare(shape: LinearShape, x: Float32Array, w: Float32Array): Promise<PeerLinear> {
       const { m, k, n } = shape;
-      const { node, initializers } = graph(shape, w);
-      const model = onnxModel({ node, initializers, input: { name: 'x', dims: [m, k] }, output: { name: 'y', dims: [m, n] } });
+      const { model, weightBytes } = build(shape, w);
       const session = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
       // Exists once the first WebGPU session does.
       const device = (await ort.env.webgpu.device) as GPUDevice;
@@ -95,7 +107,7 @@ function ortPeer(ort: OrtModule, name: string, graph: (shape: LinearShape, w: Fl
       const fetches = { y: ort.Tensor.fromGpuBuffer(yBuffer, { dataType: 'float32', dims: [m, n] }) };
       const info = device.adapterInfo;
       return {
-        weightBytes: initializers.reduce((sum, t) => sum + t.data.byteLength, 0),
+        weightBytes,
         adapter: info ? [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' / ') : 'not reported',
         async run() {
           await session.run(feeds, fetches);
@@ -117,7 +129,7 @@ export function ortPeers(ort: OrtModule): LinearPeer[] {
   ort.env.wasm.numThreads = 1;
   ort.env.logLevel = 'error';
   return [
-    ortPeer(ort, 'ORT MatMul f32', matMulGraph),
-    ...ORT_ACCURACY_LEVELS.map((level) => ortPeer(ort, `ORT MatMulNBits 4-bit acc ${level}`, (shape, w) => matMulNBitsGraph(shape, w, level))),
+    ortPeer(ort, 'ORT MatMul f32', matMulModel),
+    ...ORT_ACCURACY_LEVELS.map((level) => ortPeer(ort, `ORT MatMulNBits 4-bit acc ${level}`, (shape, w) => matMulNBitsModel(shape, w, level))),
   ];
 }

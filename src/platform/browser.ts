@@ -8,7 +8,7 @@ const shaders = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import
 >;
 
 function shaderSource(name: string): string {
-  const text = shaders[`../../../shaders/${name}.wgsl`];
+  const text = shaders[`../../shaders/${name}.wgsl`];
   if (text === undefined) throw new FluxError('bad-argument', `no shader named ${name}`);
   return text;
 }

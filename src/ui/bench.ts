@@ -7,6 +7,8 @@ import 'uplot/dist/uPlot.min.css';
 import { isFluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import { adapterName, benchTable, comparisonTable, runBench, type BenchGrid, type BenchReport, type LinearPeer } from '../pipeline/bench.ts';
+import { EVAL_DOUBLE_COUNT, EVAL_PROMPTS, EVAL_SINGLE_COUNT } from '../eval/prompts.ts';
+import { adherenceChecks, adherenceTable, measureAdherence } from '../pipeline/adherence.ts';
 import { FluxPipeline } from '../pipeline/flux-pipeline.ts';
 import { DEMO_MODEL_PATH } from './model-source.ts';
 
@@ -33,6 +35,9 @@ const adapterLine = $<HTMLParagraphElement>('bench-adapter');
 const form = $<HTMLFormElement>('bench-form');
 const runButton = $<HTMLButtonElement>('run-bench');
 const cancelButton = $<HTMLButtonElement>('cancel-bench');
+const adherenceButton = $<HTMLButtonElement>('run-adherence');
+const adherenceCancel = $<HTMLButtonElement>('cancel-adherence');
+const adherenceStatus = $<HTMLParagraphElement>('adherence-status');
 const progressBar = $<HTMLProgressElement>('bench-progress');
 const status = $<HTMLParagraphElement>('bench-status');
 const results = $<HTMLElement>('bench-results');
@@ -44,9 +49,41 @@ let report: BenchReport | undefined;
 let abort: AbortController | undefined;
 const charts: uPlot[] = [];
 
-function showError(e: unknown): void {
-  status.dataset.state = 'error';
-  status.textContent = isFluxError(e) ? e.message : e instanceof Error ? e.message : String(e);
+function showError(e: unknown, where: HTMLElement = status): void {
+  where.dataset.state = 'error';
+  where.textContent = isFluxError(e) ? e.message : e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Runs one of the page's jobs (the benchmark, the adherence table): both use the GPU and the demo model's
+ * layers, so only one runs at a time; its cancel button aborts it.
+ */
+async function exclusive(cancel: HTMLButtonElement, where: HTMLElement, job: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  abort = new AbortController();
+  runButton.disabled = adherenceButton.disabled = true;
+  cancel.disabled = false;
+  where.dataset.state = 'pending';
+  try {
+    await job(abort.signal);
+    where.dataset.state = 'ok';
+  } catch (e) {
+    if (abort.signal.aborted) {
+      where.dataset.state = 'pending';
+      where.textContent = 'Cancelled.';
+    } else showError(e, where);
+  } finally {
+    runButton.disabled = adherenceButton.disabled = false;
+    cancel.disabled = true;
+    abort = undefined;
+  }
+}
+
+async function demoPipeline(gpu: GpuContext, where: HTMLElement, signal: AbortSignal): Promise<FluxPipeline> {
+  if (!pipeline) {
+    where.textContent = 'Loading the demo model…';
+    pipeline = await FluxPipeline.load(DEMO_MODEL, { gpu, precision: MODEL_PRECISION, signal });
+  }
+  return pipeline;
 }
 
 /** ORT is loaded on first use: it is large and only the peers need it. Its wasm is served by Vite from the package. */
@@ -140,34 +177,29 @@ function reportJson(): string {
   return JSON.stringify(report, null, 2);
 }
 
-async function run(event: SubmitEvent): Promise<void> {
+async function runBenchmark(event: SubmitEvent): Promise<void> {
   event.preventDefault();
-  if (!ctx) return;
+  const gpu = ctx;
+  if (!gpu) return;
   const grid = $<HTMLSelectElement>('bench-grid').value as BenchGrid;
   const repeats = Number($<HTMLInputElement>('bench-repeats').value);
-  abort = new AbortController();
-  runButton.disabled = true;
-  cancelButton.disabled = false;
+  const withPeers = $<HTMLInputElement>('bench-peers').checked;
+  const withModel = $<HTMLInputElement>('bench-model').checked;
   progressBar.hidden = false;
   progressBar.removeAttribute('value');
-  status.dataset.state = 'pending';
-  try {
-    if ($<HTMLInputElement>('bench-peers').checked && !peers) {
+  await exclusive(cancelButton, status, async (signal) => {
+    if (withPeers && !peers) {
       status.textContent = 'Loading onnxruntime-web…';
       peers = await loadPeers();
     }
-    if ($<HTMLInputElement>('bench-model').checked && !pipeline) {
-      status.textContent = 'Loading the demo model…';
-      pipeline = await FluxPipeline.load(DEMO_MODEL, { gpu: ctx, precision: MODEL_PRECISION, signal: abort.signal });
-    }
-    report = await runBench(ctx, {
+    report = await runBench(gpu, {
       grid,
       repeats,
-      peers: $<HTMLInputElement>('bench-peers').checked ? peers : [],
-      model: $<HTMLInputElement>('bench-model').checked ? pipeline : undefined,
+      peers: withPeers ? peers : [],
+      model: withModel ? await demoPipeline(gpu, status, signal) : undefined,
       modelName: MODEL_NAME,
       platform: navigator.userAgent,
-      signal: abort.signal,
+      signal,
       onProgress: (p) => {
         progressBar.max = p.total;
         progressBar.value = p.done;
@@ -176,19 +208,35 @@ async function run(event: SubmitEvent): Promise<void> {
     });
     window.benchReport = report;
     showReport(report);
-    status.dataset.state = 'ok';
     status.textContent = `Done: ${report.rows.length} rows.`;
-  } catch (e) {
-    if (abort.signal.aborted) {
-      status.dataset.state = 'pending';
-      status.textContent = 'Cancelled.';
-    } else showError(e);
-  } finally {
-    runButton.disabled = false;
-    cancelButton.disabled = true;
-    progressBar.hidden = true;
-    abort = undefined;
-  }
+  });
+  progressBar.hidden = true;
+}
+
+async function runAdherence(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const gpu = ctx;
+  if (!gpu) return;
+  const count = (id: string, max: number) => Math.min(max, Math.max(0, Math.floor(Number($<HTMLInputElement>(id).value) || 0)));
+  const single = count('adherence-single', EVAL_SINGLE_COUNT);
+  const double = count('adherence-double', EVAL_DOUBLE_COUNT);
+  // EVAL_PROMPTS holds the single-object prompts first, then the two-object ones.
+  const prompts = [...EVAL_PROMPTS.slice(0, single), ...EVAL_PROMPTS.slice(EVAL_SINGLE_COUNT, EVAL_SINGLE_COUNT + double)];
+  await exclusive(adherenceCancel, adherenceStatus, async (signal) => {
+    const pipe = await demoPipeline(gpu, adherenceStatus, signal);
+    const result = await measureAdherence(pipe, {
+      prompts,
+      signal,
+      onProgress: (p) => (adherenceStatus.textContent = `${p.method}: image ${p.done}/${p.total} (${p.overallDone}/${p.overallTotal} in all)`),
+    });
+    const table = $<HTMLTableElement>('adherence-table');
+    table.replaceChildren();
+    fillTable(table, adherenceTable(result));
+    $('adherence-checks').replaceChildren(
+      ...adherenceChecks(result).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.passed ? 'met' : 'not met'}: ${c.name} (${c.value.toFixed(3)})` })),
+    );
+    adherenceStatus.textContent = `${result.model}: ${single} single-object and ${double} two-object prompts, ${result.width}x${result.height}, ${result.steps} steps.`;
+  });
 }
 
 async function start(): Promise<void> {
@@ -196,15 +244,16 @@ async function start(): Promise<void> {
     ctx = await GpuContext.create({ onLost: showError });
     adapterLine.dataset.state = 'ok';
     adapterLine.textContent = `Adapter: ${adapterName(ctx.adapter)} · timestamps: ${ctx.caps.timestampQuery ? 'yes' : 'no (wall clock only)'}`;
-    runButton.disabled = false;
+    runButton.disabled = adherenceButton.disabled = false;
   } catch (e) {
     adapterLine.dataset.state = 'error';
     adapterLine.textContent = isFluxError(e) ? e.message : `WebGPU failed to start: ${String(e)}`;
   }
 }
 
-form.addEventListener('submit', (e) => void run(e));
-cancelButton.addEventListener('click', () => abort?.abort());
+form.addEventListener('submit', (e) => void runBenchmark(e));
+$('adherence-form').addEventListener('submit', (e) => void runAdherence(e as SubmitEvent));
+for (const cancel of [cancelButton, adherenceCancel]) cancel.addEventListener('click', () => abort?.abort());
 $('copy-json').addEventListener('click', () => {
   void navigator.clipboard.writeText(reportJson()).then(
     () => (status.textContent = 'JSON copied.'),
