@@ -355,6 +355,16 @@ export class FluxPipeline {
     return this.cached && { ...this.cached.stats };
   }
 
+  /** T5 tokens per prompt, the text rows of every transformer call (undefined while the encoders are released). */
+  get textTokens(): number | undefined {
+    return this.encoders?.t5MaxLength;
+  }
+
+  /** Bytes of GPU memory the text encoders hold (0 while released). */
+  get textEncoderBytes(): number {
+    return this.encoders?.weightBytes ?? 0;
+  }
+
   /** The model's name (its folder), for metadata. */
   get name(): string {
     return this.source.name;
