@@ -5,6 +5,7 @@ import { encode } from 'fast-png';
 import { EVAL_DOUBLE_COUNT, EVAL_SINGLE_COUNT, evalPromptSubset } from '../eval/prompts.ts';
 import { ADHERENCE_METHOD_IDS, formatAdherence, measureAdherence } from '../pipeline/adherence.ts';
 import { FluxPipeline } from '../pipeline/flux-pipeline.ts';
+import { assertRotationSize } from '../quant/hadamard.ts';
 import { tileImages } from '../pipeline/image.ts';
 import { UsageError, type ParsedArgs } from './args.ts';
 import { progressLine } from './gpu.ts';
@@ -37,6 +38,8 @@ export async function adherenceReportCommand(model: string, values: ParsedArgs['
   if (unknown !== undefined) throw new UsageError(`--methods: unknown adherence method "${unknown}" (one of ${ADHERENCE_METHOD_IDS.join(', ')})`);
   const groupSize = Number(values.group);
   if (!Number.isInteger(groupSize) || groupSize <= 0) throw new UsageError(`--group must be a positive integer (got "${String(values.group)}")`);
+  // Every quantized method but 'none' rotates, most of them with the regular transform: check before loading.
+  assertRotationSize('regular', groupSize);
   const prompts = parseSubset(values.subset);
   const samples = typeof values.samples === 'string' ? values.samples : undefined;
   const pipe = await FluxPipeline.load(model, { precision: 'fp32', onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
