@@ -103,11 +103,15 @@ function relativeL2(latents: readonly Float32Array[], references: readonly Float
   return Math.sqrt(error / norm);
 }
 
-/** The methods `ids` names, in table order, with the fp32 reference first. */
+/**
+ * The methods `ids` names, in that order (default: table order), with the fp32 reference first: a long run can
+ * put the rows that matter most early.
+ */
 export function adherenceMethods(ids?: readonly string[]): AdherenceMethod[] {
   const unknown = ids?.find((id) => !ADHERENCE_METHOD_IDS.includes(id));
   if (unknown !== undefined) throw new FluxError('bad-argument', `unknown adherence method "${unknown}" (one of ${ADHERENCE_METHOD_IDS.join(', ')})`);
-  return ADHERENCE_METHODS.filter((m) => m.id === ADHERENCE_REFERENCE || !ids || ids.includes(m.id));
+  const wanted = [ADHERENCE_REFERENCE, ...(ids ?? ADHERENCE_METHOD_IDS).filter((id) => id !== ADHERENCE_REFERENCE)];
+  return [...new Set(wanted)].map((id) => ADHERENCE_METHODS.find((m) => m.id === id)!);
 }
 
 /**

@@ -8,7 +8,7 @@ import { paramGetter } from '../../src/model/params.ts';
 import { makeQuantPlan, unpaddedRegularGroups } from '../../src/model/precision.ts';
 import { FakeQuantModel, outputError } from '../../src/model/quality/evaluate.ts';
 import { fluxForward } from '../../src/model/reference/flux-ref.ts';
-import { adherenceChecks, ADHERENCE_THRESHOLDS, formatAdherence, measureAdherence, type AdherenceReport } from '../../src/pipeline/adherence.ts';
+import { adherenceChecks, adherenceMethods, ADHERENCE_THRESHOLDS, formatAdherence, measureAdherence, type AdherenceReport } from '../../src/pipeline/adherence.ts';
 import { FluxPipeline } from '../../src/pipeline/flux-pipeline.ts';
 import { tileImages } from '../../src/pipeline/image.ts';
 import { loadHostModel, type HostModel } from '../../src/pipeline/quality.ts';
@@ -58,6 +58,13 @@ describe('adherence checks and prompt subsets', () => {
     expect(ablation(0.5, 0.05)).toBe(false);
     expect(ablation(0.4, 0.05)).toBe(true);
     expect(ablation(0.5, 0.2)).toBe(true);
+  });
+
+  it('runs fp32 first, then the methods in the order asked for', () => {
+    expect(adherenceMethods().map((m) => m.id)).toEqual(['fp32', 'w8a8-regular', 'w4a4-none', 'w4a4-sylvester', 'w4a4-regular', 'mixed']);
+    expect(adherenceMethods(['w4a4-regular', 'fp32', 'w4a4-none']).map((m) => m.id)).toEqual(['fp32', 'w4a4-regular', 'w4a4-none']);
+    expect(adherenceMethods(['mixed']).map((m) => [m.preset, m.rotation])).toEqual([['fp32', 'regular'], ['mixed', 'regular']]);
+    expect(() => adherenceMethods(['w4a4'])).toThrow(/unknown adherence method "w4a4"/);
   });
 
   it('takes the first prompts of each kind, and rejects impossible subsets', () => {
