@@ -50,11 +50,12 @@ function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: 
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate an image from a prompt with a FLUX folder and write a PNG',
-  usage: 'generate --model <folder> --prompt <text> [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision float|w8a8|w4a4|mixed] --out <x.png>',
+  usage: 'generate --model <folder> --prompt <text> [--negative-prompt <text>] [--true-cfg S] [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision float|w8a8|w4a4|mixed] --out <x.png>',
   details: [
     'The model is a diffusers FLUX folder (model_index.json, transformer/, text_encoder/, text_encoder_2/, tokenizer/,',
     'tokenizer_2/, vae/, scheduler/). Defaults come from the model: schnell 4 steps without guidance, dev 28 steps with',
-    'guidance 3.5, 1024x1024; a generation_defaults.json in the folder overrides them. Sizes are multiples of 16.',
+    'guidance 3.5, 1024x1024; a generation_defaults.json in the folder overrides them (the demo model public/models/flux-demo:',
+    '64x64, 8 steps, true CFG 3 with the empty negative prompt). Sizes are multiples of 16.',
     'The PNG carries prompt, seed, steps, guidance, size, precision and model as text metadata. --precision defaults to',
     'mixed; a packed model (flux-w4a4 quantize) loads at the precision it was quantized at.',
   ].join('\n'),
@@ -105,6 +106,7 @@ export const generateCommand: Command = {
         seed: result.seed,
         steps: result.steps,
         guidance: result.guidance ?? 'none',
+        'true cfg': result.trueCfgScale,
         size: `${result.width}x${result.height}`,
         precision: precisionLabel,
         model: pipe.name,

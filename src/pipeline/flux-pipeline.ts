@@ -135,6 +135,8 @@ export interface GenerateResult {
   readonly seed: number;
   readonly steps: number;
   readonly guidance: number | undefined;
+  /** True classifier-free guidance scale used (1: off). */
+  readonly trueCfgScale: number;
   readonly timings: GenerateTimings;
 }
 
@@ -427,7 +429,7 @@ export class FluxPipeline {
     const rgba = imageToRgba(decoded.image, decoded.width, decoded.height);
     const totalMs = elapsed();
     report({ phase: 'done', ms: totalMs });
-    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, timings: { encodeMs, stepMs, decodeMs, totalMs } };
+    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, trueCfgScale, timings: { encodeMs, stepMs, decodeMs, totalMs } };
   }
 
   /** Frees every GPU buffer the pipeline holds (the context stays). */
