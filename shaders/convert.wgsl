@@ -5,10 +5,9 @@
 //             [j·bits, (j + 1)·bits) of word i (little-endian packing)
 //           1 dst array<f32> [n]
 //           2 params (uniform)
-// defines:  VALUES_PER_WORD (2 for 16-bit, 4 for 8-bit) and WIDEN: fn widen(w: u32) -> vec4f, the word's
-//           values in its first VALUES_PER_WORD lanes
+// overrides: DTYPE (BF16, F16, F8E4M3, F8E5M2 below) and VALUES_PER_WORD (2 for 16-bit, 4 for 8-bit)
 // uniforms (elements): n
-// grid: ceil(n / VALUES_PER_WORD / 256) workgroups of 256 (split into x·y past 65535); one invocation per word.
+// grid: ceil(n / VALUES_PER_WORD / WG) workgroups of WG (split into x·y past 65535); one invocation per word.
 
 struct Params { n: u32 }
 
@@ -16,7 +15,15 @@ struct Params { n: u32 }
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-const VALUES_PER_WORD: u32 = {{VALUES_PER_WORD}}u;
+const WG = 256u;
+const BF16 = 0u;
+const F16 = 1u;
+const F8E4M3 = 2u;
+const F8E5M2 = 3u;
+override DTYPE: u32;
+override VALUES_PER_WORD: u32;
+
+#include "bf16"
 
 // IEEE half (also the top byte of an e5m2 value shifted up by 8), subnormals kept.
 fn f16_bits_to_f32(h: u32) -> f32 {
@@ -44,11 +51,21 @@ fn e4m3_bits_to_f32(b: u32) -> f32 {
   return bitcast<f32>(sign | ((exponent + 120u) << 23u) | (mantissa << 20u));
 }
 
-{{WIDEN}}
+// The word's values in its first VALUES_PER_WORD lanes.
+fn widen(w: u32) -> vec4f {
+  if (DTYPE == BF16) { return vec4f(bf16_pair(w), 0.0, 0.0); }
+  // Decoded bit by bit rather than with unpack2x16float, which may flush f16 subnormals on some GPUs.
+  if (DTYPE == F16) { return vec4f(f16_bits_to_f32(w & 0xffffu), f16_bits_to_f32(w >> 16u), 0.0, 0.0); }
+  if (DTYPE == F8E4M3) {
+    return vec4f(e4m3_bits_to_f32(w & 0xffu), e4m3_bits_to_f32((w >> 8u) & 0xffu), e4m3_bits_to_f32((w >> 16u) & 0xffu), e4m3_bits_to_f32(w >> 24u));
+  }
+  // e5m2 is the top byte of an f16.
+  return vec4f(f16_bits_to_f32((w & 0xffu) << 8u), f16_bits_to_f32(w & 0xff00u), f16_bits_to_f32((w >> 8u) & 0xff00u), f16_bits_to_f32((w >> 16u) & 0xff00u));
+}
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let word = (wid.x + wid.y * nwg.x) * 256u + li;
+  let word = (wid.x + wid.y * nwg.x) * WG + li;
   let e = word * VALUES_PER_WORD;
   if (e >= p.n) { return; }
   let v = widen(src[word]);

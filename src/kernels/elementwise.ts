@@ -7,17 +7,16 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { assertSameSize, assertVectorFits, viewLayout, type MatrixView, type ViewLayout } from './matrix-view.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in shaders/elementwise.wgsl). */
-const WORKGROUP = 256;
 
 /** Values of the ACTIVATION override in shaders/elementwise.wgsl. */
 const ACTIVATION = { identity: 0, geluTanh: 1, silu: 2, quickGelu: 3 } as const;
 type Activation = keyof typeof ACTIVATION;
 
 function elementGrid(l: ViewLayout): number {
-  return ceilDiv(l.rows * l.cols, WORKGROUP);
+  return ceilDiv(l.rows * l.cols, shaderConstant('elementwise', 'WG'));
 }
 
 async function map(batch: CommandBatch, activation: Activation, src: MatrixView, dst: MatrixView | undefined, what: string): Promise<void> {

@@ -6,10 +6,9 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
 import { assertSameSize, assertVectorFits, viewLayout, type MatrixView } from './matrix-view.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup of qk_norm_rope (WG in the shader), one per head vector. */
-const QK_WORKGROUP = 64;
 
 export interface LayerNormModulateArgs {
   /** Input rows × cols. */
@@ -134,5 +133,5 @@ export async function qkNormRope(batch: CommandBatch, a: QkNormRopeArgs): Promis
   // The shader reads q, k and the scales as (2i, 2i+1) pairs: strides and offsets are counted in pairs.
   const uniforms = packUniforms([rows, rowStride / 2, heads, headDim / 2, hidden / 2, Math.min(a.textRows, rows)]);
   const bindings = [a.qkv, a.text.q, a.text.k, a.image.q, a.image.k, a.cos, a.sin];
-  batch.dispatch(pipeline, bindings, uniforms, ceilDiv(rows * 2 * heads, QK_WORKGROUP));
+  batch.dispatch(pipeline, bindings, uniforms, ceilDiv(rows * 2 * heads, shaderConstant('qk_norm_rope', 'WG')));
 }

@@ -77,7 +77,7 @@ export interface QuantPlanOptions {
 
 /**
  * The 'mixed' preset keeps these block linears at INT8, the rest INT4. This is the subset suggested in the
- * issue and in docs/convrot.md §3: double-block attention output and single-block V (the W8A8 layers a
+ * issue and in docs/convrot-method.md §4: double-block attention output and single-block V (the W8A8 layers a
  * third-party ConvRot port attributes to the paper), and single-block proj_out (K = H + M), which a paper
  * reviewer reports loses quality at 4 bits. The official mix is unpublished; tune with overrides.
  */
@@ -114,6 +114,18 @@ export function quantizableLinearNames(config: FluxConfig): string[] {
  * block; w8a8 is INT8 throughout; float keeps them float.
  */
 export const MODULATION_PRECISION: Readonly<Record<PrecisionPreset, LayerPrecision>> = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' };
+
+/**
+ * Regular (power-of-4) rotation group sizes that divide the input width K of every block linear, so that no
+ * row is zero-padded: on FLUX.1 (K = 3072, 12288, 15360) up to 1024; on a hidden-128 model (K = 128, 512,
+ * 640) only 4, 16 and 64. Larger groups are still valid, at the cost of padding (more integer work and bytes).
+ */
+export function unpaddedRegularGroups(config: FluxConfig): number[] {
+  const widths = canonicalLinears(config).filter((l) => l.role === 'block').map((l) => l.inFeatures);
+  const groups: number[] = [];
+  for (let g = 4; g <= Math.min(...widths); g *= 4) if (widths.every((k) => k % g === 0)) groups.push(g);
+  return groups;
+}
 
 /**
  * Tiny glob: `*` matches any run of characters, dots included; everything else is literal, and the

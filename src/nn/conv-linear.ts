@@ -1,5 +1,5 @@
 /**
- * ConvLinear: a ConvRot linear layer y = x·Wᵀ + b on the GPU (docs/convrot.md §2), INT4 (W4A4) or INT8 (W8A8).
+ * ConvLinear: a ConvRot linear layer y = x·Wᵀ + b on the GPU (docs/convrot-method.md), INT4 (W4A4) or INT8 (W8A8).
  * It holds the rotated, quantized, packed weights with their per-channel scales, and the float bias. Forward
  * rotates and quantizes the input per token (convrot_quant), multiplies in integers and dequantizes in the GEMM
  * epilogue (gemm_int). Weights are quantized on the GPU from f32 or bf16, bit-identical to the CPU reference
@@ -24,7 +24,6 @@ import {
   packedWordsPerRow,
   prefersDot4,
   quantizeRows,
-  type Epilogue,
   type PackedRows,
   type RowQuantization,
 } from '../kernels/convrot.ts';
@@ -69,11 +68,6 @@ export interface PackedLinear {
   readonly meta: Uint32Array;
   /** [outFeatures] or none. */
   readonly bias: Float32Array | undefined;
-}
-
-export interface ForwardOptions {
-  /** What happens to y = dequantized product + bias before it is stored; default a plain store. */
-  readonly epilogue?: Epilogue;
 }
 
 /**
@@ -290,8 +284,8 @@ export class ConvLinear implements LinearLayer {
     return qa;
   }
 
-  /** Records y = epilogue(dequant(qa · Wᵀ) + b) for y tokens × outFeatures (a view of a wider matrix is fine). */
-  async forwardQuantized(batch: CommandBatch, qa: QuantizedActivation, y: MatrixView, opts: ForwardOptions = {}): Promise<void> {
+  /** Records y = dequant(qa · Wᵀ) + b for y tokens × outFeatures (a view of a wider matrix is fine). */
+  async forwardQuantized(batch: CommandBatch, qa: QuantizedActivation, y: MatrixView): Promise<void> {
     this.assertUsable();
     this.assertCompatible(qa, viewLayout(y, `${this.label}: y`).rows);
     await intGemm(batch, {
@@ -300,16 +294,15 @@ export class ConvLinear implements LinearLayer {
       w: this.weights,
       bias: this.bias,
       y,
-      epilogue: opts.epilogue,
       dot4: this.dot4,
     });
   }
 
   /** Records the whole layer for an input no other layer shares: quantize x, then forwardQuantized. */
-  async forward(batch: CommandBatch, x: MatrixView, y: MatrixView, opts: ForwardOptions = {}): Promise<void> {
+  async forward(batch: CommandBatch, x: MatrixView, y: MatrixView): Promise<void> {
     const qa = await this.quantizeInput(batch, x);
     try {
-      await this.forwardQuantized(batch, qa, y, opts);
+      await this.forwardQuantized(batch, qa, y);
     } finally {
       qa.release();
     }

@@ -1,5 +1,5 @@
 /**
- * Group-wise Hadamard rotations of ConvRot (docs/convrot.md §1): each contiguous group of n input channels is
+ * Group-wise Hadamard rotations of ConvRot (docs/convrot-method.md §1): each contiguous group of n input channels is
  * multiplied by a normalised n×n Hadamard matrix Ĥ, i.e. x ↦ x·R with R = I ⊗ Ĥ. Ĥ is symmetric and
  * orthogonal, so it is its own inverse and rotating both x and W leaves x·Wᵀ unchanged.
  *

@@ -1,5 +1,5 @@
 /**
- * ConvRot's symmetric absmax quantizers (docs/convrot.md §2.3-2.4, §3.1): one scale per row of an already
+ * ConvRot's symmetric absmax quantizers (docs/convrot-method.md §2): one scale per row of an already
  * rotated matrix, per output channel for weights and per token for activations. No zero point, no clipping
  * search, no calibration.
  *

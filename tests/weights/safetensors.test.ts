@@ -216,7 +216,12 @@ describe('openCheckpoint', () => {
       const reader = await openCheckpoint(`${base}/transformer`);
       expect(reader.names()).toHaveLength(140);
       await reader.close();
-      expect(asked[0]).toBe('GET /model/transformer/diffusion_pytorch_model.safetensors.index.json');
+      // In CHECKPOINT_FILE_NAMES order: a packed model first, then the shard index, then the single file.
+      expect(asked.slice(0, 3)).toEqual([
+        'GET /model/transformer/flux-w4a4-packed.safetensors',
+        'GET /model/transformer/diffusion_pytorch_model.safetensors.index.json',
+        'GET /model/transformer/diffusion_pytorch_model.safetensors',
+      ]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

@@ -15,7 +15,7 @@ import { type LayerPrecision, makeQuantPlan, type PrecisionMap, parsePrecisionPr
 import { fluxForward, type LinearHook } from '../reference/flux-ref.ts';
 import { FakeQuantModel } from './evaluate.ts';
 
-/** Default INT8 budget: about the share of the 'mixed' preset (docs/convrot.md §3), ~1.2× the W4A4 bytes. */
+/** Default INT8 budget: about the share of the 'mixed' preset (docs/convrot-method.md §4), ~1.2× the W4A4 bytes. */
 export const DEFAULT_INT8_FRACTION = 0.2;
 
 export interface SensitivityOptions {
