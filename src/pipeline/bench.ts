@@ -187,6 +187,10 @@ class Runner {
     readonly total: number,
   ) {}
 
+  advance(items: number): void {
+    this.done += items;
+  }
+
   get signal(): AbortSignal | undefined {
     return this.options.signal;
   }
@@ -214,7 +218,7 @@ class Runner {
         if (gpuMs !== undefined) gpu[i]!.push(gpuMs);
       }
     }
-    this.done += items.length;
+    this.advance(items.length);
     return items.map((_, i) => ({ wallMs: median(wall[i]!), gpuMs: gpu[i]!.length > 0 ? median(gpu[i]!) : undefined }));
   }
 }
@@ -377,6 +381,7 @@ async function benchModel(pipe: FluxPipeline, modelName: string, runner: Runner)
     { section: 'memory', name: 'text encoder weights', shape: modelName, bytes: pipe.textEncoderBytes },
     { section: 'memory', name: 'VAE decoder weights', shape: modelName, bytes: pipe.vae.weightBytes },
   );
+  runner.advance(1);
   return rows;
 }
 
@@ -386,7 +391,8 @@ export async function runBench(ctx: GpuContext, options: BenchOptions): Promise<
   if (!Number.isInteger(repeats) || repeats < 1) throw new FluxError('bad-argument', `repeats must be a positive integer, got ${repeats}`);
   const { linears, attentionRows } = gridShapes(options.grid);
   const peers = options.peers ?? [];
-  const total = linears.length * (5 + peers.length) + attentionRows.length;
+  // Items timed: per shape our five and the peers, attention per size, and the model as one.
+  const total = linears.length * (5 + peers.length) + attentionRows.length + (options.model ? 1 : 0);
   const runner = new Runner(options, repeats, total);
   const rows: BenchRow[] = [];
   const comparisons: BenchComparison[] = [];
