@@ -40,6 +40,7 @@ const idle = () => page.waitForFunction(() => document.body.dataset.busy === '',
 async function setPreset(preset: string): Promise<void> {
   await page.selectOption('[data-testid=precision-preset]', preset);
   await idle();
+  expect(await page.textContent('#layer-status')).toMatch(/: rebuilt \d+ layers in /);
 }
 
 /** Clicks (or presses) generate and returns the result image's RGBA, with the progress values the bar showed. */
@@ -100,6 +101,9 @@ describe('demo page', () => {
     // INT4 = 4 × 128 × (256 B + 8 B), INT8 = 4 × 128 × (512 B + 8 B).
     const mlpDownBytes = await page.locator('[data-testid=int8-toggle-mlp-down]').locator('xpath=../..').locator('td').last().textContent();
     expect(mlpDownBytes).toBe('132.0 KiB → 260.0 KiB');
+    // Loaded through the weight cache: the panel lists the quantized transformer.
+    await page.waitForSelector('#cache-list li[data-key]', { timeout: SLOW });
+    expect(await page.textContent('#cache-list')).toMatch(/flux-demo · mixed · [\d.]+ (KiB|MiB)/);
     await page.fill('[data-testid=prompt]', PROMPT);
     await page.fill('#seed', String(SEED));
   }, SLOW);
@@ -145,6 +149,14 @@ describe('demo page', () => {
     expect(toggledError).toBeLessThan(INT4_BOUND);
   }, SLOW);
 
+  it('deletes a cached model from the cache panel', async () => {
+    await page.click('#cache-list li[data-key] button[aria-label^="Delete flux-demo (mixed)"]');
+    await page.waitForFunction(() => ![...document.querySelectorAll('#cache-list li')].some((li) => li.textContent?.startsWith('flux-demo · mixed')), undefined, {
+      timeout: SLOW,
+      polling: 200,
+    });
+  }, SLOW);
+
   it('fits a phone-sized viewport', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -152,6 +164,15 @@ describe('demo page', () => {
     const box = await page.locator('[data-testid=generate]').boundingBox();
     expect(box!.x + box!.width).toBeLessThanOrEqual(390);
     await page.screenshot({ path: `${IMAGES}demo-phone.png`, fullPage: true });
+  }, SLOW);
+
+  it('says in the page, in plain words, when a folder is not a model', async () => {
+    await page.check('input[name=source][value=url]');
+    await page.fill('#model-url', `${session.baseUrl}/docs/`);
+    await page.click('#load');
+    await page.waitForSelector('#error:not([hidden])', { timeout: SLOW });
+    expect(await page.textContent('#error-text')).toMatch(/^The model files could not be used: .*docs\/?: not a diffusers FLUX folder \(no model_index\.json\)\. Pick a diffusers FLUX\.1 folder/);
+    expect(await page.isDisabled('[data-testid=generate]')).toBe(true);
   }, SLOW);
 
   it('explains what to do when WebGPU is missing', async () => {

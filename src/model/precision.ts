@@ -116,6 +116,18 @@ export function quantizableLinearNames(config: FluxConfig): string[] {
 export const MODULATION_PRECISION: Readonly<Record<PrecisionPreset, LayerPrecision>> = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' };
 
 /**
+ * Regular (power-of-4) rotation group sizes that divide the input width K of every block linear, so that no
+ * row is zero-padded: on FLUX.1 (K = 3072, 12288, 15360) up to 1024; on a hidden-128 model (K = 128, 512,
+ * 640) only 4, 16 and 64. Larger groups are still valid, at the cost of padding (more integer work and bytes).
+ */
+export function unpaddedRegularGroups(config: FluxConfig): number[] {
+  const widths = canonicalLinears(config).filter((l) => l.role === 'block').map((l) => l.inFeatures);
+  const groups: number[] = [];
+  for (let g = 4; g <= Math.min(...widths); g *= 4) if (widths.every((k) => k % g === 0)) groups.push(g);
+  return groups;
+}
+
+/**
  * Tiny glob: `*` matches any run of characters, dots included; everything else is literal, and the
  * pattern must match the whole name. So `transformer_blocks.*.ff.net.2` matches every double block's
  * image MLP output, and `*.attn.to_v` matches both block kinds.

@@ -7,7 +7,7 @@
 import { FluxError } from '../errors.ts';
 import { EVAL_PROMPTS, type EvalPrompt } from '../eval/prompts.ts';
 import { accuracy, detectScene, scoreScene, type Accuracy, type ImageScore } from '../eval/scorer.ts';
-import { DEFAULT_GROUP_SIZE, makeQuantPlan, type PrecisionPreset, type RotationKind } from '../model/precision.ts';
+import { DEFAULT_GROUP_SIZE, makeQuantPlan, unpaddedRegularGroups, type PrecisionPreset, type RotationKind } from '../model/precision.ts';
 import type { FluxPipeline, GenerateResult } from './flux-pipeline.ts';
 
 export interface AdherenceMethod {
@@ -61,6 +61,8 @@ export interface AdherenceReport {
   readonly height: number;
   /** Rotation group size of the quantized methods. */
   readonly groupSize: number;
+  /** Regular group sizes that pad no block linear of this model (unpaddedRegularGroups). */
+  readonly unpaddedGroups: readonly number[];
   readonly rows: readonly AdherenceRow[];
 }
 
@@ -84,6 +86,8 @@ export interface AdherenceOptions {
   readonly onProgress?: (p: AdherenceProgress) => void;
   /** Each generated image with its score (e.g. for sample grids). */
   readonly onImage?: (method: AdherenceMethod, prompt: EvalPrompt, result: GenerateResult, score: ImageScore) => void;
+  /** Each method's row as soon as it is measured (a long run shows results before it ends). */
+  readonly onRow?: (row: AdherenceRow) => void;
 }
 
 function relativeL2(latents: readonly Float32Array[], references: readonly Float32Array[]): number {
@@ -99,11 +103,15 @@ function relativeL2(latents: readonly Float32Array[], references: readonly Float
   return Math.sqrt(error / norm);
 }
 
-/** The methods `ids` names, in table order, with the fp32 reference first. */
+/**
+ * The methods `ids` names, in that order (default: table order), with the fp32 reference first: a long run can
+ * put the rows that matter most early.
+ */
 export function adherenceMethods(ids?: readonly string[]): AdherenceMethod[] {
   const unknown = ids?.find((id) => !ADHERENCE_METHOD_IDS.includes(id));
   if (unknown !== undefined) throw new FluxError('bad-argument', `unknown adherence method "${unknown}" (one of ${ADHERENCE_METHOD_IDS.join(', ')})`);
-  return ADHERENCE_METHODS.filter((m) => m.id === ADHERENCE_REFERENCE || !ids || ids.includes(m.id));
+  const wanted = [ADHERENCE_REFERENCE, ...(ids ?? ADHERENCE_METHOD_IDS).filter((id) => id !== ADHERENCE_REFERENCE)];
+  return [...new Set(wanted)].map((id) => ADHERENCE_METHODS.find((m) => m.id === id)!);
 }
 
 /**
@@ -136,19 +144,21 @@ export async function measureAdherence(pipe: FluxPipeline, options: AdherenceOpt
         options.onProgress?.({ method: method.id, done: n + 1, total: prompts.length, overallDone: m * prompts.length + n + 1, overallTotal: methods.length * prompts.length });
       }
       if (method.id === ADHERENCE_REFERENCE) references = latents;
-      rows.push({
+      const row: AdherenceRow = {
         id: method.id,
         label: method.label,
         accuracy: accuracy(scores),
         latentRelativeL2: relativeL2(latents, references),
         msPerImage: (performance.now() - start) / prompts.length,
-      });
+      };
+      rows.push(row);
+      options.onRow?.(row);
     }
   } finally {
     await pipe.applyLayerSpecs(original);
   }
   const d = pipe.defaults;
-  return { model: pipe.name, prompts: prompts.length, steps: d.steps, trueCfgScale: d.trueCfgScale, width: d.width, height: d.height, groupSize, rows };
+  return { model: pipe.name, prompts: prompts.length, steps: d.steps, trueCfgScale: d.trueCfgScale, width: d.width, height: d.height, groupSize, unpaddedGroups: unpaddedRegularGroups(config), rows };
 }
 
 /** Accuracy checks of the fp32 row against ADHERENCE_THRESHOLDS and of W4A4 regular against fp32. */
@@ -166,7 +176,9 @@ export function adherenceChecks(report: AdherenceReport): AdherenceCheck[] {
   const row = (id: string) => report.rows.find((r) => r.id === id);
   const fp32 = row(ADHERENCE_REFERENCE)!;
   const checks: AdherenceCheck[] = [];
-  for (const group of ['single', 'double'] as const) {
+  // A subset without prompts of a kind has nothing to check for it.
+  const groups = (['single', 'double'] as const).filter((g) => fp32.accuracy[g].images > 0);
+  for (const group of groups) {
     for (const [attribute, bound] of Object.entries(ADHERENCE_THRESHOLDS[group])) {
       const value = fp32.accuracy[group][attribute as keyof typeof ADHERENCE_THRESHOLDS.single];
       checks.push({ name: `fp32 ${group} ${attribute} ≥ ${bound}`, value, bound, passed: value >= bound });
@@ -174,7 +186,7 @@ export function adherenceChecks(report: AdherenceReport): AdherenceCheck[] {
   }
   const w4 = row('w4a4-regular');
   if (w4) {
-    for (const group of ['single', 'double'] as const) {
+    for (const group of groups) {
       for (const attribute of ATTRIBUTES.slice(0, 3)) {
         const drop = fp32.accuracy[group][attribute] - w4.accuracy[group][attribute];
         checks.push({ name: `W4A4 regular ${group} ${attribute} drop ≤ ${W4A4_MAX_ACCURACY_DROP}`, value: drop, bound: W4A4_MAX_ACCURACY_DROP, passed: drop <= W4A4_MAX_ACCURACY_DROP + 1e-9 });
@@ -192,19 +204,22 @@ export function adherenceChecks(report: AdherenceReport): AdherenceCheck[] {
 
 const percent = (v: number) => (100 * v).toFixed(1);
 
+/** The report's rows as text cells (accuracies in %), header first: the Markdown table's and the bench page's. */
+export function adherenceTable(report: AdherenceReport): string[][] {
+  const header = ['method', ...ATTRIBUTES.map((a) => `1 obj ${a === 'allCorrect' ? 'all' : a}`), ...ATTRIBUTES.map((a) => `2 obj ${a === 'allCorrect' ? 'all' : a}`), 'latent rel. L2', 's / image'];
+  const rows = report.rows.map((r) => [r.label, ...ATTRIBUTES.map((a) => percent(r.accuracy.single[a])), ...ATTRIBUTES.map((a) => percent(r.accuracy.double[a])), r.latentRelativeL2.toFixed(4), (r.msPerImage / 1000).toFixed(1)]);
+  return [header, ...rows];
+}
+
 /** The report as a Markdown table (percentages), followed by the checks. */
 export function formatAdherence(report: AdherenceReport): string {
-  const header = ['method', ...ATTRIBUTES.map((a) => `1 obj ${a === 'allCorrect' ? 'all' : a}`), ...ATTRIBUTES.map((a) => `2 obj ${a === 'allCorrect' ? 'all' : a}`), 'latent rel. L2', 's / image'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const r of report.rows) {
-    const cells = [r.label, ...ATTRIBUTES.map((a) => percent(r.accuracy.single[a])), ...ATTRIBUTES.map((a) => percent(r.accuracy.double[a])), r.latentRelativeL2.toFixed(4), (r.msPerImage / 1000).toFixed(1)];
-    lines.push(`| ${cells.join(' | ')} |`);
-  }
+  const [header, ...rows] = adherenceTable(report);
+  const lines = [`| ${header!.join(' | ')} |`, `|${header!.map(() => '---').join('|')}|`, ...rows.map((cells) => `| ${cells.join(' | ')} |`)];
   const single = report.rows[0]!.accuracy.single.images;
   const double = report.rows[0]!.accuracy.double.images;
   lines.push(
     '',
-    `${report.model}: ${single} single-object and ${double} two-object prompts (accuracy in %), ${report.width}x${report.height}, ${report.steps} steps, true CFG ${report.trueCfgScale}, rotation group ${report.groupSize}.`,
+    `${report.model}: ${single} single-object and ${double} two-object prompts (accuracy in %), ${report.width}x${report.height}, ${report.steps} steps, true CFG ${report.trueCfgScale}, rotation group ${report.groupSize} (sizes that pad no layer of this model: ${report.unpaddedGroups.join(', ')}).`,
     '',
     ...adherenceChecks(report).map((c) => `- ${c.passed ? 'met' : 'NOT met'}: ${c.name} (${c.value.toFixed(3)})`),
   );

@@ -135,6 +135,8 @@ export interface GenerateResult {
   readonly seed: number;
   readonly steps: number;
   readonly guidance: number | undefined;
+  /** True classifier-free guidance scale used (1: off). */
+  readonly trueCfgScale: number;
   readonly timings: GenerateTimings;
 }
 
@@ -355,6 +357,16 @@ export class FluxPipeline {
     return this.cached && { ...this.cached.stats };
   }
 
+  /** T5 tokens per prompt, the text rows of every transformer call (undefined while the encoders are released). */
+  get textTokens(): number | undefined {
+    return this.encoders?.t5MaxLength;
+  }
+
+  /** Bytes of GPU memory the text encoders hold (0 while released). */
+  get textEncoderBytes(): number {
+    return this.encoders?.weightBytes ?? 0;
+  }
+
   /** The model's name (its folder), for metadata. */
   get name(): string {
     return this.source.name;
@@ -417,7 +429,7 @@ export class FluxPipeline {
     const rgba = imageToRgba(decoded.image, decoded.width, decoded.height);
     const totalMs = elapsed();
     report({ phase: 'done', ms: totalMs });
-    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, timings: { encodeMs, stepMs, decodeMs, totalMs } };
+    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, trueCfgScale, timings: { encodeMs, stepMs, decodeMs, totalMs } };
   }
 
   /** Frees every GPU buffer the pipeline holds (the context stays). */

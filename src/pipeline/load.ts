@@ -69,14 +69,20 @@ function samePlan(a: QuantPlan, b: QuantPlan): boolean {
 /**
  * Opens a transformer's weights: a source checkpoint (quantized while loading, at `plan`, default 'mixed') or
  * a packed model (`flux-w4a4 quantize`), which loads at its own plan; asking a packed model for a different
- * plan is an error, since that needs the source weights.
+ * plan is an error, since that needs the source weights (`packedAtOwnPlan` loads it at its own instead).
  */
-export async function openTransformerWeights(ctx: GpuContext, location: string, configLocation?: string, plan?: QuantPlanOptions): Promise<OpenedTransformer> {
+export async function openTransformerWeights(
+  ctx: GpuContext,
+  location: string,
+  configLocation?: string,
+  plan?: QuantPlanOptions,
+  options: { readonly packedAtOwnPlan?: boolean } = {},
+): Promise<OpenedTransformer> {
   const reader = await openCheckpoint(location);
   try {
     if (isPackedTransformer(reader)) {
       const packed = PackedTransformer.open(ctx, reader);
-      if (plan && !samePlan(makeQuantPlan(packed.config, plan), packed.plan)) {
+      if (plan && !options.packedAtOwnPlan && !samePlan(makeQuantPlan(packed.config, plan), packed.plan)) {
         throw new FluxError('bad-argument', `${reader.name}: this packed model was quantized at another precision than requested; load it without a precision, or quantize the source again`);
       }
       return { source: packed, plan: packed.plan, packed: true, close: () => reader.close() };

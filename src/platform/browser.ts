@@ -2,6 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
+// import.meta.glob needs a literal pattern; its keys are the matched paths, so look names up the same way.
 const shaders = import.meta.glob('../../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
   string,
   string

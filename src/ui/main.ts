@@ -5,17 +5,18 @@
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { formatBytes } from '../gpu/buffers.ts';
-import { blockLinearNames, presetPrecisions, type LayerPrecision, type PrecisionPreset } from '../model/precision.ts';
+import { quantizableLinearNames, presetPrecisions, type LayerPrecision, type PrecisionPreset } from '../model/precision.ts';
 import { DEFAULT_GROUP_SIZE, DEFAULT_ROTATION, packedWeightBytes } from '../nn/conv-linear.ts';
 import { FluxPipeline, SIZE_MULTIPLE, type GenerateResult, type PipelineProgress } from '../pipeline/flux-pipeline.ts';
 import { encodePng } from '../pipeline/image.ts';
+import { WeightCache } from '../weights/cache.ts';
 import { observeReads } from '../weights/sources.ts';
-import { CachePanel } from './cache-panel.ts';
+import { CachePanel, openWeightCache, rememberCachedSource } from './cache-panel.ts';
 import { showGpuStatus } from './gpu-status.ts';
 import { drawLatent } from './latent-preview.ts';
 import { blockCount, groupLayers, groupPrecision, LAYER_GROUPS, type LayerGroup } from './layer-groups.ts';
 import { describeError, isAbort } from './messages.ts';
-import { resolveModel, type ModelChoice } from './model-source.ts';
+import { demoModelUrl, resolveModel, type ModelChoice } from './model-source.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 const input = (id: string) => $<HTMLInputElement>(`#${id}`);
@@ -58,6 +59,8 @@ let busy: 'load' | 'generate' | 'layers' | undefined;
 let controller: AbortController | undefined;
 let lastDecodeMs: number | undefined;
 const history: HistoryEntry[] = [];
+const weightCache = openWeightCache(() => new WeightCache());
+let cachePanel: CachePanel;
 
 // ---------- errors and busy state ----------
 
@@ -141,10 +144,13 @@ async function loadModel(): Promise<void> {
     total = resolved.totalBytes;
     update();
     const preset = selectedPreset();
+    const cache = input('use-cache').checked ? weightCache : undefined;
     pipe = await FluxPipeline.load(resolved.location, {
       gpu,
       precision: preset,
       signal,
+      cache,
+      cacheIdentity: resolved.cacheIdentity,
       onProgress: (p) => {
         detail = p.detail ?? detail;
         update();
@@ -155,7 +161,11 @@ async function loadModel(): Promise<void> {
     applyModelDefaults(pipe, resolved.isDemo);
     renderLayerPanel();
     $('#model-summary').dataset.state = 'ready';
-    summarizeModel(`loaded in ${formatSeconds(performance.now() - start)}`);
+    const stats = pipe.cacheStats;
+    const fromCache = stats ? `, ${stats.cached} layers from the browser cache, ${stats.built} built and cached` : '';
+    summarizeModel(`loaded in ${formatSeconds(performance.now() - start)}${fromCache}`);
+    if (cache && resolved.url) rememberCachedSource(pipe.name, preset, resolved.url);
+    void cachePanel.refresh();
     $('#load-progress').hidden = true;
   } catch (e) {
     $('#model-summary').dataset.state = 'error';
@@ -240,7 +250,7 @@ async function applyPreset(preset: PrecisionPreset): Promise<void> {
   if (!pipe || busy) return;
   const config = pipe.transformer.config;
   const all = presetPrecisions(preset, config);
-  const targets = new Map(blockLinearNames(config).map((name) => [name, all.get(name)!] as const));
+  const targets = new Map(quantizableLinearNames(config).map((name) => [name, all.get(name)!] as const));
   appliedPreset = preset;
   await rebuildLayers(targets, `Preset ${PRESET_LABEL[preset]}`);
 }
@@ -535,8 +545,15 @@ function wire(): void {
 
 async function start(): Promise<void> {
   wire();
-  const cache = new CachePanel(undefined, showError);
-  void cache.refresh();
+  cachePanel = new CachePanel(weightCache, showError, (url, precision) => {
+    const demo = url === demoModelUrl();
+    document.querySelector<HTMLInputElement>(`input[name=source][value=${demo ? 'demo' : 'url'}]`)!.checked = true;
+    input('model-url').value = demo ? '' : url;
+    input('model-url').hidden = demo;
+    $<HTMLSelectElement>('#precision-preset').value = precision;
+    void loadModel();
+  });
+  void cachePanel.refresh();
   gpu = await showGpuStatus((lost) => {
     showError(lost);
     setBusy(busy);

@@ -14,6 +14,10 @@ export interface ResolvedModel {
   readonly location: string;
   readonly label: string;
   readonly isDemo: boolean;
+  /** The folder URL, for URL sources (the page offers to reload cached entries from it). */
+  readonly url?: string;
+  /** What names the source's weights in the weight cache (default: the transformer location). */
+  readonly cacheIdentity?: string;
   /** Bytes of the weight files, when known (for the ETA). */
   readonly totalBytes: number | undefined;
   /** Unmounts a picked folder's files once the model is loaded or given up. */
@@ -60,11 +64,15 @@ function folderUrl(text: string): string {
   return url.href.endsWith('/') ? url.href : `${url.href}/`;
 }
 
+export function demoModelUrl(): string {
+  return new URL(`${import.meta.env.BASE_URL}${DEMO_MODEL_PATH}`, location.href).href;
+}
+
 export async function resolveModel(choice: ModelChoice): Promise<ResolvedModel> {
   if (choice.kind === 'demo' || choice.kind === 'url') {
-    const url = choice.kind === 'demo' ? new URL(`${import.meta.env.BASE_URL}${DEMO_MODEL_PATH}`, location.href).href : folderUrl(choice.url);
+    const url = choice.kind === 'demo' ? demoModelUrl() : folderUrl(choice.url);
     const label = choice.kind === 'demo' ? 'Embedded demo model (small, trained on flat shapes)' : url;
-    return { location: url, label, isDemo: choice.kind === 'demo', totalBytes: await remoteBytes(url), release: () => {} };
+    return { location: url, url, label, isDemo: choice.kind === 'demo', totalBytes: await remoteBytes(url), release: () => {} };
   }
   const files = choice.files;
   const root = files[0]?.webkitRelativePath.split('/')[0];
@@ -76,5 +84,7 @@ export async function resolveModel(choice: ModelChoice): Promise<ResolvedModel> 
   const weightFolders = WEIGHT_FILES.map(([folder]) => `${root}/${folder}/`);
   const isWeightFile = (f: File) => f.name.endsWith('.safetensors') && weightFolders.some((folder) => f.webkitRelativePath.startsWith(folder));
   const totalBytes = files.filter(isWeightFile).reduce((n, f) => n + f.size, 0);
-  return { location: root, label: `${root} (local folder)`, isDemo: false, totalBytes, release: unmount };
+  // Two picked folders of one name are told apart by their weights' size.
+  const cacheIdentity = `local folder ${root} (${totalBytes} bytes of weights)`;
+  return { location: root, label: `${root} (local folder)`, isDemo: false, totalBytes, cacheIdentity, release: unmount };
 }

@@ -68,7 +68,7 @@ export async function decodeRecord(bytes: Uint8Array<ArrayBuffer>, origin: strin
     const name = m[RECORD_META.name];
     const kind = m[RECORD_META.kind];
     if (name === undefined || kind === undefined) throw new FluxError('bad-format', `${origin}: not a layer record (no name or kind)`);
-    return readRecord(file, { name, kind, attrs: parseJsonObject(m[RECORD_META.attrs], origin), roles: parseRoles(m[RECORD_META.roles], origin) });
+    return await readRecord(file, { name, kind, attrs: parseJsonObject(m[RECORD_META.attrs], origin), roles: parseRoles(m[RECORD_META.roles], origin) });
   } finally {
     await file.close();
   }
