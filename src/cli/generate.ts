@@ -4,18 +4,10 @@ import cliProgress from 'cli-progress';
 import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
 import { FluxPipeline, type PipelineProgress } from '../pipeline/flux-pipeline.ts';
 import { encodePng } from '../pipeline/image.ts';
-import { UsageError, type Command, type ParsedArgs } from './args.ts';
+import { optionalNumber, type Command } from './args.ts';
 import { requiredFlag } from './decode.ts';
 import { oneOf } from './forward.ts';
 import { progressLine } from './gpu.ts';
-
-function optionalNumber(values: ParsedArgs['values'], flag: string, integer: boolean): number | undefined {
-  const v = values[flag];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${String(v)}")`);
-  return n;
-}
 
 /** A cli-progress bar over the steps on a TTY; one line per phase elsewhere. */
 function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: () => void } {

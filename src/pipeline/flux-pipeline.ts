@@ -14,7 +14,7 @@ import type { LinearSlot } from '../nn/factory.ts';
 import type { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { sibling } from '../weights/safetensors.ts';
-import { readJson } from '../weights/sources.ts';
+import { openSource, readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
 import { loadTransformer, openTransformerCheckpoint } from './load.ts';
 import { loadVaeDecoder } from './load-vae.ts';
@@ -124,7 +124,7 @@ export interface GenerateResult {
   readonly timings: GenerateTimings;
 }
 
-interface ResolvedSource {
+export interface ResolvedSource {
   readonly transformer: string;
   readonly transformerConfig?: string;
   readonly vae: string;
@@ -142,16 +142,46 @@ async function optionalJson(location: string): Promise<unknown> {
   });
 }
 
-async function resolveSource(source: FluxPipelineSource): Promise<ResolvedSource> {
+/** Whether a file can be opened (a local path, or an http(s) URL answering a Range probe). */
+async function exists(location: string): Promise<boolean> {
+  try {
+    await (await openSource(location)).close();
+    return true;
+  } catch (e) {
+    if (e instanceof FluxError && e.code === 'io') return false;
+    throw e;
+  }
+}
+
+/** The reference single files a FLUX repository folder may hold instead of (or besides) transformer/ and vae/. */
+export const REFERENCE_TRANSFORMER_FILES = ['flux1-dev.safetensors', 'flux1-schnell.safetensors'] as const;
+export const REFERENCE_VAE_FILE = 'ae.safetensors';
+
+/**
+ * Where each component of a folder is: diffusers subfolders (transformer/, vae/, text_encoder/, text_encoder_2/,
+ * tokenizer/, tokenizer_2/), with the reference single files (flux1-dev/schnell.safetensors, ae.safetensors)
+ * used when the diffusers transformer/ or vae/ folder is absent.
+ */
+export async function resolvePipelineSource(source: FluxPipelineSource): Promise<ResolvedSource> {
   if (typeof source !== 'string') return { ...source, name: source.transformer };
   const at = (name: string) => sibling(source, name);
   const index = await optionalJson(at('model_index.json'));
   if (index === undefined) throw new FluxError('io', `${source}: not a diffusers FLUX folder (no model_index.json)`);
   const scheduler = (await optionalJson(at('scheduler/scheduler_config.json'))) as { use_dynamic_shifting?: unknown } | undefined;
   const defaults = (await optionalJson(at('generation_defaults.json'))) as GenerationDefaultsJson | undefined;
+  let transformer = at('transformer');
+  if ((await optionalJson(at('transformer/config.json'))) === undefined) {
+    for (const file of REFERENCE_TRANSFORMER_FILES) {
+      if (await exists(at(file))) {
+        transformer = at(file);
+        break;
+      }
+    }
+  }
+  const vae = (await optionalJson(at('vae/config.json'))) === undefined && (await exists(at(REFERENCE_VAE_FILE))) ? at(REFERENCE_VAE_FILE) : at('vae');
   return {
-    transformer: at('transformer'),
-    vae: at('vae'),
+    transformer,
+    vae,
     text: { clip: at('text_encoder'), clipTokenizer: at('tokenizer'), t5: at('text_encoder_2'), t5Tokenizer: at('tokenizer_2') },
     defaults,
     shift: typeof scheduler?.use_dynamic_shifting === 'boolean' ? scheduler.use_dynamic_shifting : undefined,
@@ -201,7 +231,7 @@ export class FluxPipeline {
   private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
     const start = performance.now();
     const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
-    const resolved = await resolveSource(source);
+    const resolved = await resolvePipelineSource(source);
     const checkpoint = await openTransformerCheckpoint(resolved.transformer, resolved.transformerConfig);
     let transformer: FluxTransformer | undefined;
     let vae: VaeDecoder | undefined;

@@ -140,7 +140,7 @@ describe('makeQuantPlan', () => {
     expect(again.ranks).toEqual(new Map([[names[1]!, 8]]));
     expect([again.rotation, again.groupSize]).toEqual(['sylvester', 64]);
     // Quantizing an always-float layer, a rank on a float layer or past the matrix size, a foreign file.
-    expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block linear/);
+    expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block or modulation linear/);
     expect(() => makeQuantPlan(TINY, { preset: 'fp32', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
     expect(() => makeQuantPlan(TINY, { preset: 'w4a4', ranks: new Map([[names[0]!, 1e6]]) })).toThrow(/rank/);
     expect(() => decodePrecisionMap({ layers: {} }, 'x.json')).toThrow(/not a precision map/);

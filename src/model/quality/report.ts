@@ -93,7 +93,8 @@ export function reportMethods(config: FluxConfig, params: CanonicalParams, calib
   let smoothed: CanonicalParams | undefined;
   const smooth = (): CanonicalParams => (smoothed ??= smoothParams(config, params, calibration, { alpha }));
   const plan = (preset: Parameters<typeof makeQuantPlan>[1]['preset'], rotation: RotationKind = 'regular', ranks?: ReadonlyMap<string, number>) =>
-    makeQuantPlan(config, { preset, rotation, ranks });
+    // The methods differ in the block linears only; modulation stays float, as in the golden references.
+    makeQuantPlan(config, { preset, rotation, ranks, modulation: 'float' });
   const rank = options.rank ?? DEFAULT_REPORT_RANK;
   const w4 = plan('w4a4');
   const ranks = new Map([...w4.layers].filter(([, p]) => p !== 'float').map(([name]) => [name, rank]));
