@@ -4,6 +4,7 @@
  */
 import { openFileSource } from '#platform';
 import { FluxError } from '../errors.ts';
+import { folderFile, isFolderLocation } from './folder.ts';
 import type { ByteSource } from '../gpu/platform/types.ts';
 
 /** Guards every read so all sources fail the same way on bad ranges and use after close. */
@@ -202,11 +203,15 @@ export function isHttpUrl(location: string): boolean {
   return HTTP_URL.test(location);
 }
 
-/** The right ByteSource for a location: an http(s) URL, a Blob/File, or a local path (Node only). */
+/**
+ * The right ByteSource for a location: an http(s) URL, a Blob/File, a file of a mounted local folder
+ * (src/weights/folder.ts), or a local path (Node only).
+ */
 export async function openSource(location: string | URL | Blob): Promise<ByteSource> {
   if (location instanceof Blob) return blobSource(location);
   const text = String(location);
   if (isHttpUrl(text)) return httpSource(text);
+  if (isFolderLocation(text)) return blobSource(folderFile(text), text);
   if (location instanceof URL) {
     if (location.protocol !== 'file:') throw new FluxError('bad-argument', `${text}: unsupported URL scheme (use http, https or file)`);
     return openFileSource(decodeURIComponent(location.pathname));
