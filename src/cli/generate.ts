@@ -7,7 +7,7 @@ import { encodePng } from '../pipeline/image.ts';
 import { optionalNumber, type Command } from './args.ts';
 import { requiredFlag } from './decode.ts';
 import { oneOf } from './forward.ts';
-import { progressLine } from './gpu.ts';
+import { formatLoadProgress, progressLine } from './gpu.ts';
 
 /** A cli-progress bar over the steps on a TTY; one line per phase elsewhere. */
 function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: () => void } {
@@ -80,7 +80,7 @@ export const generateCommand: Command = {
       guidance: optionalNumber(values, 'guidance', false),
     };
     const loadStart = performance.now();
-    const pipe = await FluxPipeline.load(model, { precision, onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
+    const pipe = await FluxPipeline.load(model, { precision, onProgress: (p) => progressLine(`loading ${p.load ? formatLoadProgress(p.load) : ''} ${p.detail ?? ''}`) });
     try {
       progressLine(`loaded ${pipe.name} (${precision}) in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`, true);
       const reporter = progressReporter();

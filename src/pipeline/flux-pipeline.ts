@@ -13,7 +13,8 @@ import { checkpointWeights } from '../model/weight-loader.ts';
 import type { LinearSlot } from '../nn/factory.ts';
 import type { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
-import { sibling } from '../weights/safetensors.ts';
+import { LoadMeter, type ByteProgress } from '../weights/progress.ts';
+import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
 import { openSource, readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
 import { loadTransformer, openTransformerCheckpoint } from './load.ts';
@@ -22,6 +23,9 @@ import { gaussianNoise } from './noise.ts';
 import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, throwIfAborted, unpackLatent } from './sampler.ts';
 import { TextEncoders, type TextEncoderSources } from './text-encoders.ts';
 import { TransformerRunner } from './transformer-runner.ts';
+
+/** The autoencoder tensors the decoder reads (the encoder half is never loaded). */
+const VAE_DECODER_TENSOR = /^(decoder\.|post_quant_conv\.)/;
 
 /** Image pixels per latent pixel, and the side multiple FLUX needs (8× VAE, 2×2 patches). */
 const VAE_SCALE = 8;
@@ -65,6 +69,8 @@ export type PipelinePhase = 'load' | 'encode' | 'step' | 'decode' | 'done';
 
 export interface PipelineProgress {
   readonly phase: PipelinePhase;
+  /** Load: bytes and tensors read of the whole model so far, with rate and ETA. */
+  readonly load?: ByteProgress;
   /** Steps: 1-based step and count. */
   readonly step?: number;
   readonly steps?: number;
@@ -230,9 +236,11 @@ export class FluxPipeline {
 
   private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
     const start = performance.now();
-    const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
     const resolved = await resolvePipelineSource(source);
-    const checkpoint = await openTransformerCheckpoint(resolved.transformer, resolved.transformerConfig);
+    const meter = await FluxPipeline.loadMeter(resolved, options, (load) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, load }));
+    const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail, load: meter.progress() });
+    const reading = { onRead: meter.read };
+    const checkpoint = await openTransformerCheckpoint(resolved.transformer, resolved.transformerConfig, reading);
     let transformer: FluxTransformer | undefined;
     let vae: VaeDecoder | undefined;
     try {
@@ -242,9 +250,9 @@ export class FluxPipeline {
       });
       throwIfAborted(options.signal);
       progress('vae');
-      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig);
+      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig, reading);
       throwIfAborted(options.signal);
-      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress);
+      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress, meter.read);
       const dev = transformer.config.guidanceEmbed;
       const d = resolved.defaults ?? {};
       const defaults: GenerationDefaults = {
@@ -265,8 +273,41 @@ export class FluxPipeline {
     }
   }
 
-  private static loadEncoders(ctx: GpuContext, source: ResolvedSource, options: FluxPipelineLoadOptions, progress: (detail: string) => void): Promise<TextEncoders> {
+  /**
+   * Totals for the load's progress from the headers of what it will read: every transformer tensor, the VAE's
+   * decoder, and (unless released after each prompt) the text encoders.
+   */
+  private static async loadMeter(source: ResolvedSource, options: FluxPipelineLoadOptions, onProgress: (p: ByteProgress) => void): Promise<LoadMeter> {
+    const parts: [string, (name: string) => boolean][] = [
+      [source.transformer, () => true],
+      [source.vae, (name) => VAE_DECODER_TENSOR.test(name)],
+    ];
+    if (!options.releaseEncoders) for (const location of [source.text.clip, source.text.t5]) if (location !== undefined) parts.push([location, () => true]);
+    let bytes = 0;
+    let tensors = 0;
+    for (const [location, reads] of parts) {
+      const reader = await openCheckpoint(location);
+      try {
+        for (const name of reader.names().filter(reads)) {
+          bytes += reader.info(name).byteLength;
+          tensors++;
+        }
+      } finally {
+        await reader.close();
+      }
+    }
+    return new LoadMeter(bytes, tensors, onProgress);
+  }
+
+  private static loadEncoders(
+    ctx: GpuContext,
+    source: ResolvedSource,
+    options: FluxPipelineLoadOptions,
+    progress: (detail: string) => void,
+    onRead?: ReaderOptions['onRead'],
+  ): Promise<TextEncoders> {
     return TextEncoders.load(ctx, source.text, {
+      onRead,
       precision: options.textPrecision,
       signal: options.signal,
       onProgress: (p) => progress(`${p.model} ${p.done}/${p.total} ${p.layer}`),

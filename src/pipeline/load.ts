@@ -5,7 +5,7 @@ import { FluxCheckpoint } from '../model/checkpoint.ts';
 import { configFromDiffusers } from '../model/config.ts';
 import { makeQuantPlan, type QuantPlanOptions } from '../model/precision.ts';
 import { FluxTransformer, type LoadProgress } from '../model/transformer.ts';
-import { openCheckpoint, sibling } from '../weights/safetensors.ts';
+import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 
 const CONFIG_FILE = 'config.json';
@@ -19,7 +19,7 @@ function isFolder(location: string): boolean {
  * used when present), or a sharded index. `configLocation` names a diffusers config.json explicitly;
  * otherwise a single file's config is inferred from its tensor shapes.
  */
-export async function openTransformerCheckpoint(location: string, configLocation?: string): Promise<FluxCheckpoint> {
+export async function openTransformerCheckpoint(location: string, configLocation?: string, options: ReaderOptions = {}): Promise<FluxCheckpoint> {
   let configJson: unknown;
   if (configLocation !== undefined) configJson = await readJson(configLocation);
   else if (isFolder(location)) {
@@ -28,7 +28,7 @@ export async function openTransformerCheckpoint(location: string, configLocation
       throw e;
     });
   }
-  const reader = await openCheckpoint(location);
+  const reader = await openCheckpoint(location, options);
   try {
     return FluxCheckpoint.open(reader, configJson === undefined ? undefined : configFromDiffusers(configJson));
   } catch (e) {
