@@ -141,7 +141,8 @@ export async function makeTinyFlux(out: string): Promise<string> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const out = process.argv[2];
-  if (!out) {
+  // An option where the folder belongs (`--help`) must not become a folder of that name.
+  if (!out || out.startsWith('-')) {
     process.stderr.write('usage: npx tsx scripts/make-tiny-flux.ts <out-dir>\n');
     process.exit(2);
   }

@@ -5,7 +5,7 @@
 // bindings: 0 x    array<f32>           M rows of K at x_offset + row * x_stride
 //           1 w    W_TYPE     [N, K]    (f32, or bf16 pairs packed in u32, see load_w)
 //           2 bias array<f32> [N]       (read only when has_bias = 1)
-//           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a block of a wider matrix)
+//           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a view of a wider matrix)
 //           4 params (uniform)
 // uniforms (elements): m, k, n, has_bias, x_offset, x_stride, y_offset, y_stride, accumulate
 // grid: (ceil(N / BN), ceil(M / BM)); workgroup 4 x 4, each invocation computes a TM x TN = 16 x 16 tile of y.

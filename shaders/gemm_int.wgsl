@@ -11,7 +11,7 @@
 //           2 wq     array<vec4u> [N, kv]  packed weights
 //           3 w_meta array<vec2u> [N]      (bitcast<u32>(s_w), bitcast<u32>(sum_k qw)) per output channel
 //           4 bias   array<f32>   [N]      (read only when has_bias = 1)
-//           5 y      array<f32>            (t, o) at y_offset + t * y_stride + o (a block of a wider matrix)
+//           5 y      array<f32>            (t, o) at y_offset + t * y_stride + o (a view of a wider matrix)
 //           6 gate   array<f32>            gated residual only: gate[o] = gate[gate_offset + o]
 //           PARAMS_BINDING params (uniform): 6, or 7 with a gate
 // uniforms (u32): m, n, kv, k_len (padded K = kv * 4 * values per word), has_bias, y_offset, y_stride (elements),

@@ -9,7 +9,7 @@ import { createBuffer, uploadBuffer } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { prefersDot4 } from '../kernels/convrot.ts';
-import { linearF32 } from '../kernels/gemm.ts';
+import { floatGemm } from '../kernels/gemm.ts';
 import { ConvLinear } from '../nn/conv-linear.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
@@ -127,7 +127,7 @@ async function benchShape(ctx: GpuContext, m: number, k: number, n: number, repe
     const y = { tensor: f32Tensor(yb, [m, n]) };
     const w = f32Tensor(wb, [n, k]);
     const bias = f32Tensor(bb, [n]);
-    const items: Timed[] = [{ label: `${name} f32`, record: (batch) => linearF32(batch, { x, w, bias, y }) }];
+    const items: Timed[] = [{ label: `${name} f32`, record: (batch) => floatGemm(batch, { x, w, bias, y }) }];
     for (const precision of ['int8', 'int4'] as const) {
       const layer = await ConvLinear.fromFloat(ctx, w, bias, { precision, label: `bench ${precision}` });
       layers.push(layer);

@@ -1,12 +1,11 @@
 /** `generate`: prompt → PNG with a FLUX folder, a progress bar (phase, step i/N, ETA) on a terminal. */
 import { writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
-import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
 import { FluxPipeline, type PipelineProgress } from '../pipeline/flux-pipeline.ts';
 import { encodePng } from '../pipeline/image.ts';
 import { optionalNumber, type Command } from './args.ts';
 import { requiredFlag } from './decode.ts';
-import { oneOf } from './forward.ts';
+import { presetFlag } from './forward.ts';
 import { formatLoadProgress, progressLine } from './gpu.ts';
 
 /** A cli-progress bar over the steps on a TTY; one line per phase elsewhere. */
@@ -43,7 +42,7 @@ function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: 
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate an image from a prompt with a FLUX folder and write a PNG',
-  usage: 'generate --model <folder> --prompt <text> [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision fp32|w8a8|w4a4|mixed] --out <x.png>',
+  usage: 'generate --model <folder> --prompt <text> [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision float|w8a8|w4a4|mixed] --out <x.png>',
   details: [
     'The model is a diffusers FLUX folder (model_index.json, transformer/, text_encoder/, text_encoder_2/, tokenizer/,',
     'tokenizer_2/, vae/, scheduler/). Defaults come from the model: schnell 4 steps without guidance, dev 28 steps with',
@@ -68,7 +67,7 @@ export const generateCommand: Command = {
     const model = requiredFlag(values, 'model');
     const prompt = requiredFlag(values, 'prompt');
     const out = requiredFlag(values, 'out');
-    const precision = oneOf('precision', String(values.precision), PRECISION_PRESETS) as PrecisionPreset;
+    const precision = presetFlag(String(values.precision));
     const options = {
       prompt,
       negativePrompt: values['negative-prompt'] as string | undefined,

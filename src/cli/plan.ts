@@ -1,13 +1,12 @@
 /** `plan`: GPU memory per component of a FLUX model at a precision and size, from the checkpoint headers alone. */
 import { FluxError } from '../errors.ts';
-import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
 import { resolvePipelineSource } from '../pipeline/flux-pipeline.ts';
 import { openTransformerCheckpoint } from '../pipeline/load.ts';
 import { formatPlan, planMemory, WEBGPU_DEFAULT_MAX_BINDING, type PlanSources } from '../pipeline/plan.ts';
 import { openCheckpoint, type TensorReader } from '../weights/safetensors.ts';
 import { optionalNumber, UsageError, type Command } from './args.ts';
 import { requiredFlag } from './decode.ts';
-import { oneOf } from './forward.ts';
+import { presetFlag } from './forward.ts';
 
 const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
@@ -44,7 +43,7 @@ export async function openPlanSources(model: string): Promise<PlanSources> {
 export const planCommand: Command = {
   name: 'plan',
   summary: 'GPU memory per component (transformer, modulation, T5, CLIP, VAE, activations) from the checkpoint headers',
-  usage: 'plan --model <folder | transformer.safetensors> [--precision fp32|w8a8|w4a4|mixed] [--width W --height H] [--steps N] [--budget BYTES] [--max-binding BYTES] [--json]',
+  usage: 'plan --model <folder | transformer.safetensors> [--precision float|w8a8|w4a4|mixed] [--width W --height H] [--steps N] [--budget BYTES] [--max-binding BYTES] [--json]',
   details: [
     'Reads headers and configs only, never tensor data. Resident bytes are those on the GPU while denoising at',
     'W x H (default 1024 x 1024): the text encoders and the modulation weights are released before the first step.',
@@ -65,7 +64,7 @@ export const planCommand: Command = {
   positionals: { min: 0, max: 0 },
   async run({ values }) {
     const model = requiredFlag(values, 'model');
-    const precision = oneOf('precision', String(values.precision), PRECISION_PRESETS) as PrecisionPreset;
+    const precision = presetFlag(String(values.precision));
     const sources = await openPlanSources(model);
     try {
       const plan = planMemory(sources, {

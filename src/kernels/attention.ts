@@ -5,7 +5,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from './block.ts';
+import { viewLayout, type MatrixView } from './matrix-view.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Invocations per workgroup (WG in the shader). */
@@ -32,7 +32,7 @@ export interface AttentionArgs {
    * a wider tensor (the single block writes the first hidden columns of concat(attention, mlp)). Its column
    * offset and row stride must be multiples of 4; not in the qkv buffer.
    */
-  readonly out: Block;
+  readonly out: MatrixView;
   /** Multiplies q·k; default 1/√headDim (T5 uses 1). */
   readonly scale?: number;
   /** Mask keys after each query (CLIP's text model). */
@@ -65,7 +65,7 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
   if (rowStride < 3 * hidden || rowStride % VEC4 !== 0) {
     throw new FluxError('bad-shape', `attention: qkv rows of ${rowStride} must hold q, k and v (${3 * hidden}) and be a multiple of 4`);
   }
-  const out = blockLayout(a.out, 'attention out');
+  const out = viewLayout(a.out, 'attention out');
   if (out.rows !== rows || out.cols !== hidden) throw new FluxError('bad-shape', `attention: out is ${out.rows} × ${out.cols}, expected ${rows} × ${hidden}`);
   if (out.offset % VEC4 !== 0 || out.stride % VEC4 !== 0) {
     throw new FluxError('bad-shape', `attention: out column offset and row stride (${out.offset}, ${out.stride}) must be multiples of 4`);

@@ -12,10 +12,9 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { assertRotationSize, paddedWidth, rotationScale, type RotationKind } from '../quant/hadamard.ts';
-import { valuesPerWord } from '../quant/pack.ts';
-import { quantFormat, type QuantFormatName } from '../quant/quantize.ts';
-import { blockLayout, type Block } from './block.ts';
+import { quantFormat, valuesPerWord, type QuantFormatName } from '../format/quant-format.ts';
+import { assertRotationSize, paddedWidth, rotationScale, type RotationKind } from '../format/rotation.ts';
+import { viewLayout, type MatrixView } from './matrix-view.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Values per workgroup chunk in convrot_quant (CHUNK): rotation groups must divide it. */
@@ -162,8 +161,8 @@ fn load_src(i: u32) -> f32 { return bitcast<f32>(((src[i >> 1u] >> ((i & 1u) * 1
 export interface QuantizeRowsArgs extends RowQuantization {
   /** Activations quantize to [qminAct, qmaxAct] with s = absmax / qmaxAct, weights to ±qmaxWeight. */
   readonly role: 'activation' | 'weight';
-  /** rows × K values: an f32 block, or a whole bf16 tensor [rows, K] (checkpoint weights). */
-  readonly src: Block | GpuTensor;
+  /** rows × K values: an f32 matrix view, or a whole bf16 tensor [rows, K] (checkpoint weights). */
+  readonly src: MatrixView | GpuTensor;
   readonly out: PackedRows;
 }
 
@@ -194,13 +193,13 @@ export async function quantizeRows(batch: CommandBatch, a: QuantizeRowsArgs): Pr
   batch.dispatch(pipeline, [tensor, a.out.packed, a.out.meta], packUniforms([rows, cols, offset, stride, wordsPerRow]), rows);
 }
 
-function sourceLayout(src: Block | GpuTensor) {
-  if ('tensor' in src) return { ...blockLayout(src, 'quantize rows: src'), tensor: src.tensor, dtype: 'f32' as const };
+function sourceLayout(src: MatrixView | GpuTensor) {
+  if ('tensor' in src) return { ...viewLayout(src, 'quantize rows: src'), tensor: src.tensor, dtype: 'f32' as const };
   if (src.dtype === 'bf16' && src.shape.length === 2) {
     const [rows, cols] = src.shape as [number, number];
     return { rows, cols, offset: 0, stride: cols, tensor: src, dtype: 'bf16' as const };
   }
-  return { ...blockLayout({ tensor: src }, 'quantize rows: src'), tensor: src, dtype: 'f32' as const };
+  return { ...viewLayout({ tensor: src }, 'quantize rows: src'), tensor: src, dtype: 'f32' as const };
 }
 
 function assertPacked(m: PackedRows, rows: number, wordsPerRow: number, what: string): void {
@@ -341,8 +340,8 @@ export interface IntGemmArgs {
   readonly w: PackedRows;
   /** [N] f32 */
   readonly bias?: GpuTensor;
-  /** M × N f32, may be a block of a wider matrix; with a gated residual it is also read. */
-  readonly y: Block;
+  /** M × N f32, may be a view of a wider matrix; with a gated residual it is also read. */
+  readonly y: MatrixView;
   readonly epilogue?: Epilogue;
   /** Multiply with dot4I8Packed / dot4U8Packed; default `prefersDot4`. Needs ctx.caps.dot4. */
   readonly dot4?: boolean;
@@ -350,7 +349,7 @@ export interface IntGemmArgs {
 
 /** Records y = epilogue((s_x s_w) · Σ q_x q_w + bias) (gemm_int). */
 export async function intGemm(batch: CommandBatch, a: IntGemmArgs): Promise<void> {
-  const y = blockLayout(a.y, 'integer gemm: y');
+  const y = viewLayout(a.y, 'integer gemm: y');
   const [m, n] = [y.rows, y.cols];
   const wordsPerRow = numel(a.w.packed.shape) / n;
   if (!Number.isInteger(wordsPerRow) || wordsPerRow % WORDS_PER_VEC4 !== 0) {

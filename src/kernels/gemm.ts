@@ -2,7 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from './block.ts';
+import { viewLayout, type MatrixView } from './matrix-view.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Output tile of one workgroup (must match BM/BN in shaders/gemm_f32.wgsl). */
@@ -31,22 +31,23 @@ const WEIGHT_FORMATS = {
   },
 } as const;
 
-export interface LinearArgs {
-  /** M rows × K columns of f32 (a block of a wider matrix is fine). */
-  readonly x: Block;
+export interface FloatGemmArgs {
+  /** M rows × K columns of f32 (a view of a wider matrix is fine). */
+  readonly x: MatrixView;
   /** [N, K], dtype f32 or bf16. */
   readonly w: GpuTensor;
   /** [N] f32 */
   readonly bias?: GpuTensor;
   /** M rows × N columns of f32; may be a column range of a wider matrix (a q/k/v slice of a fused output). */
-  readonly y: Block;
+  readonly y: MatrixView;
   /** Add the product to what y holds instead of overwriting it (y += x · Wᵀ + b). */
   readonly accumulate?: boolean;
 }
 
-export async function linearF32(batch: CommandBatch, a: LinearArgs): Promise<void> {
-  const x = blockLayout(a.x, 'linear x');
-  const y = blockLayout(a.y, 'linear y');
+/** Records y = x · Wᵀ + b (or y += …) in f32 arithmetic; W may be f32 or bf16 (widened as it is loaded). */
+export async function floatGemm(batch: CommandBatch, a: FloatGemmArgs): Promise<void> {
+  const x = viewLayout(a.x, 'linear x');
+  const y = viewLayout(a.y, 'linear y');
   const [n, k] = a.w.shape as [number, number];
   if (a.w.shape.length !== 2 || x.cols !== k) throw new FluxError('bad-shape', `linear: x has ${x.cols} columns, w [${a.w.shape}] expects ${k}`);
   if (y.rows !== x.rows || y.cols !== n) throw new FluxError('bad-shape', `linear: y is ${y.rows} × ${y.cols}, expected ${x.rows} × ${n}`);

@@ -3,7 +3,7 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
 import { quantFormat, type QuantFormatName } from '../quant/quantize.ts';
-import { blockLayout, type Block } from './block.ts';
+import { viewLayout, type MatrixView } from './matrix-view.ts';
 import { packedWordsPerRow, type PackedRows } from './convrot.ts';
 import { packUniforms, pipelineFor } from './kernel.ts';
 
@@ -12,18 +12,18 @@ export interface WeightOnlyGemvArgs {
   /** Group size the rows were packed with (rotation 'none': it only sets the padding of K). */
   readonly groupSize: number;
   /** rows × K f32. */
-  readonly x: Block;
+  readonly x: MatrixView;
   /** [N, wordsPerRow] packed weights and [N, 2] (scale, Σq). */
   readonly w: PackedRows;
   readonly bias?: GpuTensor;
   /** rows × N f32 (a column range of a wider tensor is fine). */
-  readonly y: Block;
+  readonly y: MatrixView;
 }
 
 /** Records y = x · dequant(W)ᵀ + b (gemv_weight_only). */
 export async function weightOnlyGemv(batch: CommandBatch, a: WeightOnlyGemvArgs): Promise<void> {
-  const x = blockLayout(a.x, 'weight-only gemv x');
-  const y = blockLayout(a.y, 'weight-only gemv y');
+  const x = viewLayout(a.x, 'weight-only gemv x');
+  const y = viewLayout(a.y, 'weight-only gemv y');
   const [n, wordsPerRow] = a.w.packed.shape as [number, number];
   const k = x.cols;
   const expectedWords = packedWordsPerRow(k, { format: a.format, rotation: 'none', groupSize: a.groupSize });

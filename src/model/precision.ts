@@ -17,9 +17,23 @@ import type { LayerPrecision } from '../nn/linear.ts';
 
 export type { LayerPrecision };
 export type { RotationKind };
-export type PrecisionPreset = 'fp32' | 'w8a8' | 'w4a4' | 'mixed';
+/** 'float' keeps every linear at the checkpoint's float dtype (bf16 stays bf16); the others quantize block linears. */
+export type PrecisionPreset = 'float' | 'w8a8' | 'w4a4' | 'mixed';
 
-export const PRECISION_PRESETS: readonly PrecisionPreset[] = ['fp32', 'w8a8', 'w4a4', 'mixed'];
+export const PRECISION_PRESETS: readonly PrecisionPreset[] = ['float', 'w8a8', 'w4a4', 'mixed'];
+/**
+ * The first name of the 'float' preset, still accepted wherever a preset is (CLI flags, saved settings, API
+ * callers). It was renamed because the preset never converts bf16 weights to f32.
+ */
+export const LEGACY_FLOAT_PRESET = 'fp32';
+/** A preset as callers may spell it. */
+export type PrecisionPresetName = PrecisionPreset | typeof LEGACY_FLOAT_PRESET;
+
+/** The preset `name` stands for, or undefined if it names none (e.g. untyped input from a CLI flag). */
+export function parsePrecisionPreset(name: string): PrecisionPreset | undefined {
+  if (name === LEGACY_FLOAT_PRESET) return 'float';
+  return (PRECISION_PRESETS as readonly string[]).includes(name) ? (name as PrecisionPreset) : undefined;
+}
 export const ROTATION_KINDS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
 export { DEFAULT_GROUP_SIZE } from '../nn/factory.ts';
 
@@ -47,7 +61,7 @@ export interface PrecisionOverride {
 
 export interface QuantPlanOptions {
   /** A preset name, or a whole map (e.g. from automatic selection) over the block linears. */
-  readonly preset: PrecisionPreset | PrecisionMap;
+  readonly preset: PrecisionPresetName | PrecisionMap;
   /** Low-rank branch ranks of quantized block linears. */
   readonly ranks?: ReadonlyMap<string, number>;
   /**
@@ -97,9 +111,9 @@ export function quantizableLinearNames(config: FluxConfig): string[] {
 /**
  * Modulation precision per preset. w4a4 stores them in INT4 (what makes the stored model ~4x smaller than BF16);
  * 'mixed' leans to quality and keeps them at INT8, as their outputs (shift, scale, gate) touch every token of a
- * block; w8a8 is INT8 throughout; fp32 keeps them float.
+ * block; w8a8 is INT8 throughout; float keeps them float.
  */
-export const MODULATION_PRECISION: Readonly<Record<PrecisionPreset, LayerPrecision>> = { fp32: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' };
+export const MODULATION_PRECISION: Readonly<Record<PrecisionPreset, LayerPrecision>> = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' };
 
 /**
  * Tiny glob: `*` matches any run of characters, dots included; everything else is literal, and the
@@ -111,8 +125,10 @@ export function globMatch(pattern: string, name: string): boolean {
   return new RegExp(`^${escaped.join('.*')}$`).test(name);
 }
 
-export function presetPrecisions(preset: PrecisionPreset, config: FluxConfig): Map<string, LayerPrecision> {
-  const blockPrecision: LayerPrecision = preset === 'fp32' ? 'float' : preset === 'w8a8' ? 'int8' : 'int4';
+export function presetPrecisions(name: PrecisionPresetName, config: FluxConfig): Map<string, LayerPrecision> {
+  const preset = parsePrecisionPreset(name);
+  if (!preset) throw new FluxError('bad-argument', `precision preset "${String(name)}" must be one of ${PRECISION_PRESETS.join(', ')}`);
+  const blockPrecision: LayerPrecision = preset === 'float' ? 'float' : preset === 'w8a8' ? 'int8' : 'int4';
   const layers = new Map<string, LayerPrecision>();
   for (const linear of canonicalLinears(config)) {
     let precision: LayerPrecision = linear.role === 'block' ? blockPrecision : linear.role === 'modulation' ? MODULATION_PRECISION[preset] : 'float';

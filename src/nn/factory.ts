@@ -10,7 +10,7 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import type { Block } from '../kernels/block.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { ConvLinear, DEFAULT_GROUP_SIZE, DEFAULT_ROTATION, type PackedLinear } from './conv-linear.ts';
 import type { LowRankSplit } from '../quant/low-rank.ts';
@@ -176,7 +176,7 @@ export class LinearSlot implements LinearLayer {
     return this.current.exportPacked();
   }
 
-  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+  encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
     return this.current.encode(batch, input, y);
   }
 

@@ -10,7 +10,7 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import type { Block } from '../kernels/block.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
 import { weightOnlyGemv } from '../kernels/gemv.ts';
 import type { QuantFormatName } from '../quant/quantize.ts';
 import { ConvLinear, DEFAULT_GROUP_SIZE, type PackedLinear } from './conv-linear.ts';
@@ -57,7 +57,7 @@ export class WeightOnlyLinear implements LinearLayer {
     return this.rows.exportPacked();
   }
 
-  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+  encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
     const { format, groupSize } = this.rows.quantization;
     return weightOnlyGemv(batch, { format, groupSize, x: input.x, w: this.rows.weights, bias: this.rows.bias, y });
   }

@@ -16,20 +16,13 @@
  * always is in practice. Rows never share a word.
  */
 import { FluxError } from '../errors.ts';
+import { valuesPerWord, WORD_BITS, type PackBits } from '../format/quant-format.ts';
 import { assertMatrix } from './shape.ts';
 
-/** Width in bits of one packed value. */
-export type PackBits = 4 | 8;
+export { valuesPerWord, type PackBits };
 
 /** Integers to pack, row-major. */
 export type SignedValues = Int8Array | Int32Array | readonly number[];
-
-const WORD_BITS = 32;
-
-/** Number of values one u32 word holds. */
-export function valuesPerWord(bits: PackBits): number {
-  return WORD_BITS / bits;
-}
 
 function assertPackable(bits: PackBits, k: number): void {
   if (bits !== 4 && bits !== 8) {

@@ -14,6 +14,7 @@ export const DTYPE_BYTES = {
   I8: 1,
   U8: 1,
   I32: 4,
+  U32: 4,
   I64: 8,
 } as const;
 

@@ -1,12 +1,10 @@
 /**
  * Local folders in the browser: the Files of an `<input type=file webkitdirectory>` or of a File System Access
- * directory handle, mounted under a location string (`local-folder://<id>/`) that every loader accepts like a
- * path, so `FluxPipeline.load(folder.location)` reads a diffusers folder or the reference single files from disk
- * without uploading anything. openSource resolves such locations to Blob slices (src/weights/sources.ts).
+ * directory handle, mounted (sources.ts mountFiles) under a fresh folder name, so `FluxPipeline.load(folder.location)`
+ * reads a diffusers folder or the reference single files from disk in place, like a path.
  */
 import { FluxError } from '../errors.ts';
-
-export const FOLDER_SCHEME = 'local-folder://';
+import { mountFiles } from './sources.ts';
 
 export interface LocalFolder {
   /** Pass this where a folder path is expected (FluxPipeline.load, openCheckpoint, readJson, sibling). */
@@ -17,7 +15,8 @@ export interface LocalFolder {
   unmount(): void;
 }
 
-const mounted = new Map<string, ReadonlyMap<string, Blob>>();
+/** Mount points are unique, so two picks of folders with the same name never see each other's files. */
+const MOUNT_PREFIX = 'local-folder-';
 let nextId = 1;
 
 /** 'a//b/./c/' → 'a/b/c'; '..' is refused (a location never leaves its folder). */
@@ -27,17 +26,12 @@ function normalize(path: string): string {
   return parts.join('/');
 }
 
-/** Mounts files by relative path. */
-export function mountFiles(files: Iterable<readonly [path: string, file: Blob]>): LocalFolder {
-  const map = new Map<string, Blob>();
-  for (const [path, file] of files) map.set(normalize(path), file);
-  const id = String(nextId++);
-  mounted.set(id, map);
-  return {
-    location: `${FOLDER_SCHEME}${id}/`,
-    paths: [...map.keys()].sort(),
-    unmount: () => void mounted.delete(id),
-  };
+/** Mounts files by path relative to a new folder. */
+function mountFolder(files: readonly (readonly [path: string, file: Blob])[]): LocalFolder {
+  const root = `${MOUNT_PREFIX}${nextId++}`;
+  const relative = files.map(([path, file]) => [normalize(path), file] as const);
+  const unmount = mountFiles(relative.map(([path, file]) => [`${root}/${path}`, file] as const));
+  return { location: `${root}/`, paths: relative.map(([path]) => path).sort(), unmount };
 }
 
 /**
@@ -50,7 +44,7 @@ export function folderFromFiles(files: Iterable<File> | ArrayLike<File>): LocalF
   // Strip the chosen folder's own name when every file is under it.
   const root = relative[0]?.[0];
   const underRoot = relative.length > 0 && relative.every((parts) => parts.length > 1 && parts[0] === root);
-  return mountFiles(list.map((f, i) => [(underRoot ? relative[i]!.slice(1) : relative[i]!).join('/'), f] as const));
+  return mountFolder(list.map((f, i) => [(underRoot ? relative[i]!.slice(1) : relative[i]!).join('/'), f] as const));
 }
 
 /** What the File System Access API's directory handle offers (typed here: not every DOM lib version has it). */
@@ -70,21 +64,5 @@ export async function folderFromDirectoryHandle(handle: DirectoryHandleLike): Pr
     }
   };
   await walk(handle, '');
-  return mountFiles(files);
-}
-
-export function isFolderLocation(location: string): boolean {
-  return location.startsWith(FOLDER_SCHEME);
-}
-
-/** The file a mounted location names; FluxError 'io' (like a missing path) when there is none. */
-export function folderFile(location: string): Blob {
-  const rest = location.slice(FOLDER_SCHEME.length);
-  const slash = rest.indexOf('/');
-  const id = slash < 0 ? rest : rest.slice(0, slash);
-  const files = mounted.get(id);
-  if (!files) throw new FluxError('io', `${location}: the folder is not mounted (unmounted, or from another page)`);
-  const file = files.get(normalize(slash < 0 ? '' : rest.slice(slash + 1)));
-  if (!file) throw new FluxError('io', `${location}: no such file in the chosen folder`);
-  return file;
+  return mountFolder(files);
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FluxError } from '../../src/errors.ts';
 import { FLUX1_DEFAULTS, type FluxConfig } from '../../src/model/config.ts';
 import { canonicalLinears } from '../../src/model/layout.ts';
+import { textQuantPlan } from '../../src/model/text-precision.ts';
 import { blockLinearNames, decodePrecisionMap, DEFAULT_GROUP_SIZE, encodePrecisionMap, globMatch, makeQuantPlan, presetPrecisions } from '../../src/model/precision.ts';
 
 const TINY: FluxConfig = { ...FLUX1_DEFAULTS, hiddenSize: 256, numHeads: 4, headDim: 64, mlpHidden: 1024, depthDouble: 2, depthSingle: 4, axesDim: [8, 28, 28] };
@@ -45,15 +46,15 @@ describe('globMatch', () => {
 
 describe('presets', () => {
   it('keeps embedders and the final projection float in every preset', () => {
-    for (const preset of ['fp32', 'w8a8', 'w4a4', 'mixed'] as const) {
+    for (const preset of ['float', 'w8a8', 'w4a4', 'mixed'] as const) {
       const layers = presetPrecisions(preset, TINY);
       expect([...layers.keys()]).toEqual(canonicalLinears(TINY).map((l) => l.name));
       for (const name of ALWAYS_FLOAT) expect(layers.get(name), `${preset} ${name}`).toBe('float');
     }
   });
 
-  it('gives the modulation linears float / INT8 / INT4 / INT8 under fp32 / w8a8 / w4a4 / mixed; `modulation` overrides', () => {
-    const expected = { fp32: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' } as const;
+  it('gives the modulation linears float / INT8 / INT4 / INT8 under float / w8a8 / w4a4 / mixed; `modulation` overrides', () => {
+    const expected = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' } as const;
     for (const [preset, precision] of Object.entries(expected) as [keyof typeof expected, string][]) {
       const layers = presetPrecisions(preset, TINY);
       for (const name of MODULATION) expect(layers.get(name), `${preset} ${name}`).toBe(precision);
@@ -65,13 +66,17 @@ describe('presets', () => {
 
   it('quantizes every block linear at the preset precision', () => {
     const blocks = blockLinearNames(TINY);
-    const expectAll = (preset: 'fp32' | 'w8a8' | 'w4a4', precision: string) => {
+    const expectAll = (preset: 'float' | 'fp32' | 'w8a8' | 'w4a4', precision: string) => {
       const layers = presetPrecisions(preset, TINY);
       for (const name of blocks) expect(layers.get(name)).toBe(precision);
     };
+    expectAll('float', 'float');
+    // The preset's old name (it keeps bf16 weights bf16, so 'fp32' misnamed it) still works.
     expectAll('fp32', 'float');
     expectAll('w8a8', 'int8');
     expectAll('w4a4', 'int4');
+    expect(textQuantPlan(['a.linear'], 'fp32', 'text').layers.get('a.linear')).toBe('float');
+    expect(() => presetPrecisions('fp16' as 'float', TINY)).toThrow(/must be one of float, w8a8, w4a4, mixed/);
   });
 
   it('mixed keeps double to_out.0, single to_v and single proj_out at INT8', () => {
@@ -141,7 +146,7 @@ describe('makeQuantPlan', () => {
     expect([again.rotation, again.groupSize]).toEqual(['sylvester', 64]);
     // Quantizing an always-float layer, a rank on a float layer or past the matrix size, a foreign file.
     expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block or modulation linear/);
-    expect(() => makeQuantPlan(TINY, { preset: 'fp32', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
+    expect(() => makeQuantPlan(TINY, { preset: 'float', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
     expect(() => makeQuantPlan(TINY, { preset: 'w4a4', ranks: new Map([[names[0]!, 1e6]]) })).toThrow(/rank/);
     expect(() => decodePrecisionMap({ layers: {} }, 'x.json')).toThrow(/not a precision map/);
   });

@@ -3,8 +3,8 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openFileSource } from '../../src/gpu/platform/node.ts';
-import type { ByteSource } from '../../src/gpu/platform/types.ts';
+import { openFileSource } from '../../src/platform/node.ts';
+import type { ByteSource } from '../../src/platform/types.ts';
 import { FLUX1_DEFAULTS } from '../../src/model/config.ts';
 import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
 import { planMemory, type PlanSources } from '../../src/pipeline/plan.ts';
@@ -94,11 +94,11 @@ describe('memory plan of FLUX.1-dev from its headers', () => {
     }
   });
 
-  it('orders the presets by size: fp32 ≈ the BF16 source, w8a8 about half, w4a4 about a quarter', async () => {
+  it('orders the presets by size: float ≈ the BF16 source, w8a8 about half, w4a4 about a quarter', async () => {
     const { sources } = await countingSources();
     try {
-      const bytes = (precision: 'fp32' | 'w8a8' | 'mixed' | 'w4a4') => planMemory(sources, { precision }).weightBytes;
-      expect(bytes('fp32') / FLUX_DEV_BF16_BYTES).toBeCloseTo(1, 2);
+      const bytes = (precision: 'float' | 'w8a8' | 'mixed' | 'w4a4') => planMemory(sources, { precision }).weightBytes;
+      expect(bytes('float') / FLUX_DEV_BF16_BYTES).toBeCloseTo(1, 2);
       expect(bytes('w8a8') / FLUX_DEV_BF16_BYTES).toBeCloseTo(0.5, 2);
       expect(bytes('w4a4') / FLUX_DEV_BF16_BYTES).toBeCloseTo(0.25, 2);
       expect(bytes('mixed')).toBeGreaterThan(bytes('w4a4'));

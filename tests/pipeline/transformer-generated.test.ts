@@ -59,7 +59,7 @@ function openBytes(bytes: Uint8Array, name: string): Promise<SafetensorsFile> {
 
 async function gpuForward(file: SafetensorsFile, config: FluxConfig, inputs: FluxInputs) {
   const checkpoint = FluxCheckpoint.open(file, config);
-  const model = await FluxTransformer.load(await testGpu(), checkpoint, { quant: makeQuantPlan(config, { preset: 'fp32' }) });
+  const model = await FluxTransformer.load(await testGpu(), checkpoint, { quant: makeQuantPlan(config, { preset: 'float' }) });
   const runner = new TransformerRunner(model);
   try {
     return await runner.forward(inputs, { intermediates: true });

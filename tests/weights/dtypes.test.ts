@@ -15,7 +15,7 @@ function roundTripFailures(decode: (bits: number) => number, encode: (value: num
 
 describe('dtype table', () => {
   it('gives the byte size of every safetensors dtype we read', () => {
-    expect(DTYPE_BYTES).toEqual({ F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1, I8: 1, U8: 1, I32: 4, I64: 8 });
+    expect(DTYPE_BYTES).toEqual({ F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1, I8: 1, U8: 1, I32: 4, U32: 4, I64: 8 });
     expect(isDtype('BF16')).toBe(true);
     expect(isDtype('F8_E4M3')).toBe(true);
     expect(isDtype('F8_E4M3FNUZ')).toBe(false);

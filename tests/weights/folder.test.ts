@@ -68,7 +68,7 @@ describe('local folder sources', () => {
     } finally {
       folder.unmount();
     }
-    await expect(readJson(`${folder.location}model_index.json`)).rejects.toThrow(/not mounted/);
+    await expect(readJson(`${folder.location}model_index.json`)).rejects.toMatchObject({ code: 'io' });
   });
 
   it('a directory handle (File System Access) walks subfolders; missing files are io errors', async () => {
@@ -90,7 +90,6 @@ describe('local folder sources', () => {
       expect(reader.names().length).toBeGreaterThan(0);
       await reader.close();
       await expect(readJson(`${folder.location}nope.json`)).rejects.toMatchObject({ code: 'io' });
-      await expect(readJson(`${folder.location}../model_index.json`)).rejects.toThrow(/".." is not allowed/);
     } finally {
       folder.unmount();
     }

@@ -11,7 +11,7 @@ import type { FluxConfig } from '../config.ts';
 import type { FluxInputs } from '../inputs.ts';
 import { canonicalLinears } from '../layout.ts';
 import { paramGetter, type CanonicalParams } from '../params.ts';
-import { type LayerPrecision, makeQuantPlan, type PrecisionMap, type PrecisionPreset, PRECISION_PRESETS, type QuantPlan, type RotationKind } from '../precision.ts';
+import { type LayerPrecision, makeQuantPlan, type PrecisionMap, parsePrecisionPreset, type PrecisionPreset, PRECISION_PRESETS, type QuantPlan, type RotationKind } from '../precision.ts';
 import { fluxForward, type LinearHook } from '../reference/flux-ref.ts';
 import { FakeQuantModel } from './evaluate.ts';
 
@@ -104,7 +104,8 @@ export function autoPrecisionMap(config: FluxConfig, sensitivity: ReadonlyMap<st
 export type PrecisionSpec = { readonly preset: PrecisionPreset } | { readonly auto: number };
 
 export function parsePrecisionSpec(text: string): PrecisionSpec {
-  if ((PRECISION_PRESETS as readonly string[]).includes(text)) return { preset: text as PrecisionPreset };
+  const preset = parsePrecisionPreset(text);
+  if (preset) return { preset };
   const auto = /^auto(?::(.*))?$/.exec(text);
   if (auto) {
     const fraction = auto[1] === undefined ? DEFAULT_INT8_FRACTION : Number(auto[1]);

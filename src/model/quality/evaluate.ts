@@ -3,7 +3,7 @@
  * its fake-quantized ConvRot form (the golden references' math, src/quant/fake-quant-layer.ts), compared with
  * the float forward; and the weight bytes the GPU engine would hold for the same plan.
  */
-import { packedWordsPerRow } from '../../kernels/convrot.ts';
+import { packedWeightBytes } from '../../nn/conv-linear.ts';
 import { WEIGHT_ONLY_QUANTIZATION } from '../../nn/weight-only-linear.ts';
 import { FakeQuantLinear } from '../../quant/fake-quant-layer.ts';
 import { quantizeWeightOnlyRef, weightOnlyLinearRef } from '../../quant/weight-only-ref.ts';
@@ -16,8 +16,6 @@ import { floatLinear, fluxForward, type LinearHook } from '../reference/flux-ref
 
 /** Bytes of a bf16 value: the low-rank branch is stored so. */
 const BRANCH_VALUE_BYTES = 2;
-/** Per quantized row: the f32 scale and the i32 sum of q (src/nn/conv-linear.ts). */
-const QUANT_ROW_META_BYTES = 8;
 const F32_BYTES = 4;
 
 /**
@@ -114,8 +112,7 @@ export function planWeightBytes(config: FluxConfig, plan: QuantPlan, floatValueB
     if (precision === 'float') bytes += l.outFeatures * l.inFeatures * floatValueBytes;
     else {
       const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
-      const words = packedWordsPerRow(l.inFeatures, { format: precision, ...rows });
-      bytes += l.outFeatures * (words * 4 + QUANT_ROW_META_BYTES);
+      bytes += packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, ...rows });
       bytes += (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * BRANCH_VALUE_BYTES;
     }
     if (l.role === 'block') blockLinears += bytes;

@@ -107,7 +107,7 @@ describe('quality report', () => {
   it('counts weight bytes as the engine stores them', () => {
     const w4 = planWeightBytes(config, makeQuantPlan(config, { preset: 'w4a4' }), 2);
     const w8 = planWeightBytes(config, makeQuantPlan(config, { preset: 'w8a8' }), 2);
-    const float = planWeightBytes(config, makeQuantPlan(config, { preset: 'fp32' }), 2);
+    const float = planWeightBytes(config, makeQuantPlan(config, { preset: 'float' }), 2);
     const params = blocks().reduce((n, l) => n + paramCount(l), 0);
     const rows = blocks().reduce((n, l) => n + l.outFeatures, 0);
     // Per row: an f32 bias, an f32 scale and an i32 sum of q; then 4, 8 or 16 bits a weight.

@@ -1,8 +1,8 @@
 /** Browser platform: `navigator.gpu`, shaders bundled by Vite as raw strings. */
-import { FluxError } from '../../errors.ts';
+import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
-const shaders = import.meta.glob('../../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
+const shaders = import.meta.glob('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
   string,
   string
 >;
