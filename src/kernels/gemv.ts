@@ -2,7 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { quantFormat, type QuantFormatName } from '../quant/quantize.ts';
+import { quantFormat, type QuantFormatName } from '../format/quant-format.ts';
 import { viewLayout, type MatrixView } from './matrix-view.ts';
 import { packedWordsPerRow, type PackedRows } from './convrot.ts';
 import { packUniforms, pipelineFor } from './kernel.ts';
