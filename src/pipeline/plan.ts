@@ -19,6 +19,8 @@ import type { FluxConfig } from '../model/config.ts';
 import { canonicalLinears, canonicalNormScales, doubleBlockPrefix, singleBlockPrefix, TOP_LEVEL, type CanonicalLinear } from '../model/layout.ts';
 import { makeQuantPlan, type LayerPrecision, type PrecisionPreset, type QuantPlan } from '../model/precision.ts';
 import { textQuantPlan, type TextPrecision } from '../model/text-precision.ts';
+import { linearWeightBytes } from '../model/quality/evaluate.ts';
+import { packedWeightBytes } from '../nn/conv-linear.ts';
 import { WEIGHT_ONLY_QUANTIZATION } from '../nn/weight-only-linear.ts';
 import { DTYPE_BYTES } from '../weights/dtypes.ts';
 import type { TensorReader } from '../weights/safetensors.ts';
@@ -33,8 +35,6 @@ export const DEFAULT_TEXT_TOKENS = 512;
 export const DEFAULT_PLAN_SIZE = 1024;
 const VAE_SCALE = 8;
 const F32 = 4;
-/** Per quantized row: the f32 scale and the i32 Σq (src/nn/conv-linear.ts). */
-const QUANT_ROW_META_BYTES = 8;
 /** Per quantized activation row: the same metadata. */
 const ACTIVATION_ROW_META_BYTES = 8;
 /** Blocks in flight while streaming: the one running and the one being prefetched. */
@@ -126,17 +126,9 @@ function floatWeightBytes(values: number, sourceDtype: string): number {
   return values * (sourceDtype === 'BF16' ? 2 : F32);
 }
 
-function quantizedRowsBytes(rows: number, inFeatures: number, q: { format: 'int4' | 'int8'; rotation: QuantPlan['rotation']; groupSize: number }): number {
-  return rows * (packedWordsPerRow(inFeatures, q) * 4 + QUANT_ROW_META_BYTES);
-}
-
-/** GPU bytes of one linear (weights, scales, bias) at `precision`. */
+/** GPU bytes of one linear (weights, scales, bias) at `precision`, its float weights loaded from `sourceDtype`. */
 function linearBytes(l: CanonicalLinear, precision: LayerPrecision, plan: QuantPlan, sourceDtype: string, hasBias = true): number {
-  const bias = hasBias ? l.outFeatures * F32 : 0;
-  if (precision === 'float') return floatWeightBytes(l.outFeatures * l.inFeatures, sourceDtype) + bias;
-  const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
-  const branch = (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * 2;
-  return quantizedRowsBytes(l.outFeatures, l.inFeatures, { format: precision, ...rows }) + bias + branch;
+  return linearWeightBytes(l, precision, plan, sourceDtype === 'BF16' ? 2 : F32, hasBias);
 }
 
 /** The largest GPU tensor a linear needs, transient ones included (the float source a quantized layer is built from). */
@@ -144,7 +136,7 @@ function linearLargestTensor(l: CanonicalLinear, precision: LayerPrecision, plan
   const source = floatWeightBytes(l.outFeatures * l.inFeatures, sourceDtype);
   if (precision === 'float') return source;
   const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
-  return Math.max(source, l.outFeatures * packedWordsPerRow(l.inFeatures, { format: precision, ...rows }) * 4);
+  return Math.max(source, packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, ...rows }));
 }
 
 function blockOf(name: string, config: FluxConfig): string | undefined {
