@@ -65,3 +65,12 @@ function describeCount({ min, max }: { min: number; max: number }): string {
   if (min === max) return plural(min);
   return max === Infinity ? `at least ${plural(min)}` : `${min} to ${max} arguments`;
 }
+
+/** A numeric flag's value, or undefined when absent; anything else is a UsageError. */
+export function optionalNumber(values: ParsedArgs['values'], flag: string, integer: boolean): number | undefined {
+  const v = values[flag];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${String(v)}")`);
+  return n;
+}

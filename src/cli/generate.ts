@@ -3,18 +3,10 @@ import { writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import { FluxPipeline, type PipelineProgress } from '../pipeline/flux-pipeline.ts';
 import { encodePng } from '../pipeline/image.ts';
-import { UsageError, type Command, type ParsedArgs } from './args.ts';
+import { optionalNumber, type Command } from './args.ts';
 import { requiredFlag } from './decode.ts';
 import { presetFlag } from './forward.ts';
-import { progressLine } from './gpu.ts';
-
-function optionalNumber(values: ParsedArgs['values'], flag: string, integer: boolean): number | undefined {
-  const v = values[flag];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${String(v)}")`);
-  return n;
-}
+import { formatLoadProgress, progressLine } from './gpu.ts';
 
 /** A cli-progress bar over the steps on a TTY; one line per phase elsewhere. */
 function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: () => void } {
@@ -91,7 +83,7 @@ export const generateCommand: Command = {
       guidance: optionalNumber(values, 'guidance', false),
     };
     const loadStart = performance.now();
-    const pipe = await FluxPipeline.load(model, { precision, onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
+    const pipe = await FluxPipeline.load(model, { precision, onProgress: (p) => progressLine(`loading ${p.load ? formatLoadProgress(p.load) : ''} ${p.detail ?? ''}`) });
     try {
       progressLine(`loaded ${pipe.name} (${precisionLabel}) in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`, true);
       const reporter = progressReporter();

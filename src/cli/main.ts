@@ -10,6 +10,7 @@ import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
 import { generateCommand } from './generate.ts';
 import { infoCommand } from './info.ts';
+import { planCommand } from './plan.ts';
 import { quantizeCommand } from './quantize.ts';
 import { reportCommand } from './report.ts';
 import { sampleCommand } from './sample.ts';
@@ -19,6 +20,7 @@ import { encodeCommand, tokenizeCommand } from './text.ts';
 const PROGRAM = 'flux-w4a4';
 const COMMANDS: readonly Command[] = [
   infoCommand,
+  planCommand,
   forwardCommand,
   tokenizeCommand,
   encodeCommand,

@@ -12,7 +12,7 @@ export interface CanonicalTensor {
   readonly name: string;
   readonly dtype: SourceDtype;
   readonly shape: readonly number[];
-  /** Little-endian, row-major bytes (a fresh buffer). */
+  /** Little-endian, row-major bytes; may be a view of a file tensor's buffer (never modify it). */
   readonly bytes: Uint8Array<ArrayBuffer>;
 }
 
@@ -22,7 +22,7 @@ export class FluxCheckpoint {
    * from the same fused file tensor (BFL qkv, linear1, the final modulation) are adjacent in that order,
    * so one entry is enough for every file tensor to be read exactly once.
    */
-  private lastSource: { name: string; data: Uint8Array } | undefined;
+  private lastSource: { name: string; data: Uint8Array<ArrayBuffer> } | undefined;
 
   private constructor(
     readonly reader: TensorReader,
@@ -49,11 +49,21 @@ export class FluxCheckpoint {
     return param;
   }
 
+  /**
+   * The canonical tensor's bytes. A tensor that is one row range of a file tensor (all but the diffusers final
+   * modulation) is a view of the file tensor's bytes, not a copy, so reading the parts of a fused tensor
+   * (linear1 → q, k, v, mlp) holds the file tensor once.
+   */
   async read(name: string): Promise<CanonicalTensor> {
     const param = this.param(name);
     const dtype = param.slices[0]!.dtype;
     if (param.slices.some((s) => s.dtype !== dtype)) {
       throw new FluxError('unsupported-dtype', `parameter "${name}" is assembled from tensors of different dtypes`);
+    }
+    if (param.slices.length === 1) {
+      const slice = param.slices[0]!;
+      const { byteOffset, byteLength } = sliceByteRange(slice);
+      return { name, dtype, shape: param.shape, bytes: (await this.sourceBytes(slice.sourceName)).subarray(byteOffset, byteOffset + byteLength) };
     }
     const total = param.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     const bytes = new Uint8Array(total);
@@ -69,7 +79,9 @@ export class FluxCheckpoint {
 
   async readFloat32(name: string): Promise<Float32Array<ArrayBuffer>> {
     const t = await this.read(name);
-    return toFloat32(t.bytes, t.dtype);
+    const values = toFloat32(t.bytes, t.dtype);
+    // F32 decodes to a view; callers own what they get, so it must not alias the file tensor.
+    return values.buffer === t.bytes.buffer ? values.slice() : values;
   }
 
   async close(): Promise<void> {
@@ -77,8 +89,12 @@ export class FluxCheckpoint {
     await this.reader.close();
   }
 
-  private async sourceBytes(name: string): Promise<Uint8Array> {
-    if (this.lastSource?.name !== name) this.lastSource = { name, data: (await this.reader.readTensor(name)).data };
+  private async sourceBytes(name: string): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.lastSource?.name !== name) {
+      // Dropped before the next read, so two file tensors are never held here at once.
+      this.lastSource = undefined;
+      this.lastSource = { name, data: (await this.reader.readTensor(name)).data };
+    }
     return this.lastSource.data;
   }
 }

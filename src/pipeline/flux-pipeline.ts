@@ -15,8 +15,9 @@ import type { WeightCache } from '../weights/cache.ts';
 import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
 import { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
-import { sibling } from '../weights/safetensors.ts';
-import { readJson } from '../weights/sources.ts';
+import { LoadMeter, type ByteProgress } from '../weights/progress.ts';
+import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
+import { openSource, readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
 import { DEFAULT_PRESET, openTransformerWeights } from './load.ts';
 import { loadVaeDecoder } from './load-vae.ts';
@@ -24,6 +25,9 @@ import { gaussianNoise } from './noise.ts';
 import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, throwIfAborted, unpackLatent } from './sampler.ts';
 import { TextEncoders, type TextEncoderSources } from './text-encoders.ts';
 import { TransformerRunner } from './transformer-runner.ts';
+
+/** The autoencoder tensors the decoder reads (the encoder half is never loaded). */
+const VAE_DECODER_TENSOR = /^(decoder\.|post_quant_conv\.)/;
 
 /** Image pixels per latent pixel, and the side multiple FLUX needs (8× VAE, 2×2 patches). */
 const VAE_SCALE = 8;
@@ -67,6 +71,8 @@ export type PipelinePhase = 'load' | 'encode' | 'step' | 'decode' | 'done';
 
 export interface PipelineProgress {
   readonly phase: PipelinePhase;
+  /** Load: bytes and tensors read of the whole model so far, with rate and ETA. */
+  readonly load?: ByteProgress;
   /** Steps: 1-based step and count. */
   readonly step?: number;
   readonly steps?: number;
@@ -140,7 +146,7 @@ export interface GenerateResult {
   readonly timings: GenerateTimings;
 }
 
-interface ResolvedSource {
+export interface ResolvedSource {
   readonly transformer: string;
   readonly transformerConfig?: string;
   readonly vae: string;
@@ -158,16 +164,46 @@ async function optionalJson(location: string): Promise<unknown> {
   });
 }
 
-async function resolveSource(source: FluxPipelineSource): Promise<ResolvedSource> {
+/** Whether a file can be opened (a local path, or an http(s) URL answering a Range probe). */
+async function exists(location: string): Promise<boolean> {
+  try {
+    await (await openSource(location)).close();
+    return true;
+  } catch (e) {
+    if (e instanceof FluxError && e.code === 'io') return false;
+    throw e;
+  }
+}
+
+/** The reference single files a FLUX repository folder may hold instead of (or besides) transformer/ and vae/. */
+export const REFERENCE_TRANSFORMER_FILES = ['flux1-dev.safetensors', 'flux1-schnell.safetensors'] as const;
+export const REFERENCE_VAE_FILE = 'ae.safetensors';
+
+/**
+ * Where each component of a folder is: diffusers subfolders (transformer/, vae/, text_encoder/, text_encoder_2/,
+ * tokenizer/, tokenizer_2/), with the reference single files (flux1-dev/schnell.safetensors, ae.safetensors)
+ * used when the diffusers transformer/ or vae/ folder is absent.
+ */
+export async function resolvePipelineSource(source: FluxPipelineSource): Promise<ResolvedSource> {
   if (typeof source !== 'string') return { ...source, name: source.transformer };
   const at = (name: string) => sibling(source, name);
   const index = await optionalJson(at('model_index.json'));
   if (index === undefined) throw new FluxError('io', `${source}: not a diffusers FLUX folder (no model_index.json)`);
   const scheduler = (await optionalJson(at('scheduler/scheduler_config.json'))) as { use_dynamic_shifting?: unknown } | undefined;
   const defaults = (await optionalJson(at('generation_defaults.json'))) as GenerationDefaultsJson | undefined;
+  let transformer = at('transformer');
+  if ((await optionalJson(at('transformer/config.json'))) === undefined) {
+    for (const file of REFERENCE_TRANSFORMER_FILES) {
+      if (await exists(at(file))) {
+        transformer = at(file);
+        break;
+      }
+    }
+  }
+  const vae = (await optionalJson(at('vae/config.json'))) === undefined && (await exists(at(REFERENCE_VAE_FILE))) ? at(REFERENCE_VAE_FILE) : at('vae');
   return {
-    transformer: at('transformer'),
-    vae: at('vae'),
+    transformer,
+    vae,
     text: { clip: at('text_encoder'), clipTokenizer: at('tokenizer'), t5: at('text_encoder_2'), t5Tokenizer: at('tokenizer_2') },
     defaults,
     shift: typeof scheduler?.use_dynamic_shifting === 'boolean' ? scheduler.use_dynamic_shifting : undefined,
@@ -218,9 +254,11 @@ export class FluxPipeline {
 
   private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
     const start = performance.now();
-    const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
-    const resolved = await resolveSource(source);
-    const weights = await FluxPipeline.openWeights(ctx, resolved, options);
+    const resolved = await resolvePipelineSource(source);
+    const meter = await FluxPipeline.loadMeter(resolved, options, (load) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, load }));
+    const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail, load: meter.progress() });
+    const reading = { onRead: meter.read };
+    const weights = await FluxPipeline.openWeights(ctx, resolved, options, reading);
     let transformer: FluxTransformer | undefined;
     let vae: VaeDecoder | undefined;
     try {
@@ -234,9 +272,9 @@ export class FluxPipeline {
       await weights.commit();
       throwIfAborted(options.signal);
       progress('vae');
-      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig);
+      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig, reading);
       throwIfAborted(options.signal);
-      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress);
+      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress, meter.read);
       const dev = transformer.config.guidanceEmbed;
       const d = resolved.defaults ?? {};
       const defaults: GenerationDefaults = {
@@ -257,14 +295,41 @@ export class FluxPipeline {
     }
   }
 
+  /**
+   * Totals for the load's progress from the headers of what it will read: every transformer tensor, the VAE's
+   * decoder, and (unless released after each prompt) the text encoders.
+   */
+  private static async loadMeter(source: ResolvedSource, options: FluxPipelineLoadOptions, onProgress: (p: ByteProgress) => void): Promise<LoadMeter> {
+    const parts: [string, (name: string) => boolean][] = [
+      [source.transformer, () => true],
+      [source.vae, (name) => VAE_DECODER_TENSOR.test(name)],
+    ];
+    if (!options.releaseEncoders) for (const location of [source.text.clip, source.text.t5]) if (location !== undefined) parts.push([location, () => true]);
+    let bytes = 0;
+    let tensors = 0;
+    for (const [location, reads] of parts) {
+      const reader = await openCheckpoint(location);
+      try {
+        for (const name of reader.names().filter(reads)) {
+          bytes += reader.info(name).byteLength;
+          tensors++;
+        }
+      } finally {
+        await reader.close();
+      }
+    }
+    return new LoadMeter(bytes, tensors, onProgress);
+  }
+
   /** The transformer's weights: through the cache when given one, else straight from the source. */
   private static async openWeights(
     ctx: GpuContext,
     resolved: ResolvedSource,
     options: FluxPipelineLoadOptions,
+    readerOptions: ReaderOptions,
   ): Promise<{ source: TransformerWeightSource; plan: QuantPlan; commit(): Promise<void>; close(): Promise<void>; cached?: CachedTransformer }> {
     const plan = options.precision === undefined ? undefined : { preset: options.precision };
-    const open = () => openTransformerWeights(ctx, resolved.transformer, resolved.transformerConfig, plan);
+    const open = () => openTransformerWeights(ctx, resolved.transformer, resolved.transformerConfig, plan, { reader: readerOptions });
     if (!options.cache) {
       const opened = await open();
       return { ...opened, commit: async () => {} };
@@ -285,8 +350,15 @@ export class FluxPipeline {
     return { source: cached, plan: cached.plan, commit: () => cached.commit(), close: () => cached.close(), cached };
   }
 
-  private static loadEncoders(ctx: GpuContext, source: ResolvedSource, options: FluxPipelineLoadOptions, progress: (detail: string) => void): Promise<TextEncoders> {
+  private static loadEncoders(
+    ctx: GpuContext,
+    source: ResolvedSource,
+    options: FluxPipelineLoadOptions,
+    progress: (detail: string) => void,
+    onRead?: ReaderOptions['onRead'],
+  ): Promise<TextEncoders> {
     return TextEncoders.load(ctx, source.text, {
+      onRead,
       precision: options.textPrecision,
       signal: options.signal,
       onProgress: (p) => progress(`${p.model} ${p.done}/${p.total} ${p.layer}`),

@@ -3,7 +3,7 @@ import { FluxError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { FLUX1_VAE, vaeConfigFromJson, type VaeConfig } from '../model/vae/config.ts';
 import { VaeDecoder } from '../model/vae/decoder.ts';
-import { openCheckpoint, sibling } from '../weights/safetensors.ts';
+import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 
 const CONFIG_FILE = 'config.json';
@@ -28,9 +28,9 @@ export async function vaeConfigFor(location: string, configLocation?: string): P
   return FLUX1_VAE;
 }
 
-export async function loadVaeDecoder(ctx: GpuContext, location: string, configLocation?: string): Promise<VaeDecoder> {
+export async function loadVaeDecoder(ctx: GpuContext, location: string, configLocation?: string, options: ReaderOptions = {}): Promise<VaeDecoder> {
   const config = await vaeConfigFor(location, configLocation);
-  const reader = await openCheckpoint(location);
+  const reader = await openCheckpoint(location, options);
   try {
     return await VaeDecoder.load(ctx, reader, config);
   } finally {

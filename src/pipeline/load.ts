@@ -8,7 +8,7 @@ import { isPackedTransformer, PackedTransformer } from '../model/packed-transfor
 import { makeQuantPlan, type PrecisionPreset, type QuantPlan, type QuantPlanOptions } from '../model/precision.ts';
 import { checkpointSource } from '../model/weight-loader.ts';
 import { FluxTransformer, type LoadProgress } from '../model/transformer.ts';
-import { openCheckpoint, sibling } from '../weights/safetensors.ts';
+import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 
 const CONFIG_FILE = 'config.json';
@@ -34,9 +34,9 @@ async function transformerConfigJson(location: string, configLocation: string | 
  * used when present), or a sharded index. `configLocation` names a diffusers config.json explicitly;
  * otherwise a single file's config is inferred from its tensor shapes.
  */
-export async function openTransformerCheckpoint(location: string, configLocation?: string): Promise<FluxCheckpoint> {
+export async function openTransformerCheckpoint(location: string, configLocation?: string, options: ReaderOptions = {}): Promise<FluxCheckpoint> {
   const configJson = await transformerConfigJson(location, configLocation);
-  const reader = await openCheckpoint(location);
+  const reader = await openCheckpoint(location, options);
   try {
     return FluxCheckpoint.open(reader, configJson === undefined ? undefined : configFromDiffusers(configJson));
   } catch (e) {
@@ -76,9 +76,9 @@ export async function openTransformerWeights(
   location: string,
   configLocation?: string,
   plan?: QuantPlanOptions,
-  options: { readonly packedAtOwnPlan?: boolean } = {},
+  options: { readonly packedAtOwnPlan?: boolean; readonly reader?: ReaderOptions } = {},
 ): Promise<OpenedTransformer> {
-  const reader = await openCheckpoint(location);
+  const reader = await openCheckpoint(location, options.reader);
   try {
     if (isPackedTransformer(reader)) {
       const packed = PackedTransformer.open(ctx, reader);

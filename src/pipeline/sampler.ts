@@ -5,8 +5,7 @@
  * (negative-prompt) pass per step: v = v_neg + scale·(v_pos − v_neg).
  */
 import { FluxError } from '../errors.ts';
-import type { GpuTensor } from '../gpu/tensor.ts';
-import type { TransformerRunner } from './transformer-runner.ts';
+import type { ModulationTable, TransformerRunner } from './transformer-runner.ts';
 
 /** Latent pixels per token side (2×2 patches). */
 export const PATCH = 2;
@@ -123,32 +122,28 @@ export async function denoise(runner: TransformerRunner, a: DenoiseArgs): Promis
   const scale = a.trueCfgScale ?? 1;
   const conditions = scale > 1 && a.negative ? [a.positive, a.negative] : [a.positive];
   const stepConds = a.timesteps.slice(0, steps).map((timestep) => ({ timestep, guidance }));
-  const modulations: GpuTensor[] = [];
-  try {
-    for (const c of conditions) modulations.push(await runner.precomputeModulations(stepConds, c.pooled));
-    const img = new Float32Array(a.img);
-    for (let k = 0; k < steps; k++) {
-      throwIfAborted(a.signal);
-      const start = performance.now();
-      const velocities: Float32Array[] = [];
-      for (const [j, c] of conditions.entries()) {
-        const tokens = c.txt.length / config.contextDim;
-        const { out } = await runner.forward(
-          { img, imgIds: a.imgIds, txt: c.txt, txtIds: c.txtIds ?? textPositionIds(tokens), timestep: a.timesteps[k]!, y: c.pooled, guidance },
-          { modulations: { tensor: modulations[j]!, step: k } },
-        );
-        velocities.push(out);
-      }
-      const dt = a.timesteps[k + 1]! - a.timesteps[k]!;
-      const [pos, neg] = velocities;
-      for (let i = 0; i < img.length; i++) {
-        const v = neg ? neg[i]! + scale * (pos![i]! - neg[i]!) : pos![i]!;
-        img[i] = img[i]! + dt * v;
-      }
-      a.onStep?.(k + 1, steps, performance.now() - start, img);
+  const modulations: ModulationTable[] = [];
+  for (const c of conditions) modulations.push(await runner.precomputeModulations(stepConds, c.pooled));
+  const img = new Float32Array(a.img);
+  for (let k = 0; k < steps; k++) {
+    throwIfAborted(a.signal);
+    const start = performance.now();
+    const velocities: Float32Array[] = [];
+    for (const [j, c] of conditions.entries()) {
+      const tokens = c.txt.length / config.contextDim;
+      const { out } = await runner.forward(
+        { img, imgIds: a.imgIds, txt: c.txt, txtIds: c.txtIds ?? textPositionIds(tokens), timestep: a.timesteps[k]!, y: c.pooled, guidance },
+        { modulations: { table: modulations[j]!, step: k } },
+      );
+      velocities.push(out);
     }
-    return img;
-  } finally {
-    for (const m of modulations) m.buffer.destroy();
+    const dt = a.timesteps[k + 1]! - a.timesteps[k]!;
+    const [pos, neg] = velocities;
+    for (let i = 0; i < img.length; i++) {
+      const v = neg ? neg[i]! + scale * (pos![i]! - neg[i]!) : pos![i]!;
+      img[i] = img[i]! + dt * v;
+    }
+    a.onStep?.(k + 1, steps, performance.now() - start, img);
   }
+  return img;
 }

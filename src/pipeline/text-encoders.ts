@@ -10,7 +10,7 @@ import { clipConfigFromJson, clipLinearNames, t5ConfigFromJson, t5LinearNames } 
 import { textQuantPlan, type TextPrecision } from '../model/text-precision.ts';
 import type { LoadProgress } from '../model/transformer.ts';
 import { TextTokenizer } from '../text/tokenizers.ts';
-import { openCheckpoint, sibling, type TensorReader } from '../weights/safetensors.ts';
+import { openCheckpoint, sibling, type ReaderOptions, type TensorReader } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 
 /** Folders (Node paths or URLs): `text_encoder/`, `tokenizer/`, `text_encoder_2/`, `tokenizer_2/`. */
@@ -34,7 +34,7 @@ export interface TextEncoderProgress extends LoadProgress {
   readonly model: 'clip' | 't5';
 }
 
-export interface TextEncoderLoadOptions {
+export interface TextEncoderLoadOptions extends ReaderOptions {
   /** One precision for both encoders, or one each; default DEFAULT_TEXT_PRECISION. */
   readonly precision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
   /** T5 sequence length: 256 for FLUX.1-schnell, 512 for dev; default the tokenizer's model_max_length. */
@@ -54,10 +54,10 @@ export const DEFAULT_T5_MAX_LENGTH = 512;
 const CONFIG_FILE = 'config.json';
 
 /** A text encoder folder: its config.json and its weights (model.safetensors or shards). */
-export async function openTextModel(location: string): Promise<{ readonly config: unknown; readonly reader: TensorReader }> {
+export async function openTextModel(location: string, options: ReaderOptions = {}): Promise<{ readonly config: unknown; readonly reader: TensorReader }> {
   const folder = /\.(safetensors|json)$/.test(location) ? location.slice(0, location.lastIndexOf('/') + 1) || '.' : location;
   const config = await readJson(sibling(folder, CONFIG_FILE));
-  return { config, reader: await openCheckpoint(location) };
+  return { config, reader: await openCheckpoint(location, options) };
 }
 
 /** Ids to encode without tokenizing (the CLI's --inputs). */
@@ -97,7 +97,7 @@ export class TextEncoders {
     let t5: T5Encoder | undefined;
     try {
       if (sources.clip !== undefined) {
-        const { config: json, reader } = await openTextModel(sources.clip);
+        const { config: json, reader } = await openTextModel(sources.clip, options);
         try {
           const config = clipConfigFromJson(json);
           const quant = textQuantPlan(clipLinearNames(config), perModel?.clip ?? DEFAULT_TEXT_PRECISION.clip, 'CLIP');
@@ -108,7 +108,7 @@ export class TextEncoders {
         }
       }
       if (sources.t5 !== undefined) {
-        const { config: json, reader } = await openTextModel(sources.t5);
+        const { config: json, reader } = await openTextModel(sources.t5, options);
         try {
           const config = t5ConfigFromJson(json);
           const quant = textQuantPlan(t5LinearNames(config), perModel?.t5 ?? DEFAULT_TEXT_PRECISION.t5, 'T5');

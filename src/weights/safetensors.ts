@@ -152,12 +152,18 @@ function unknownTensor(file: string, name: string): FluxError {
   return new FluxError('bad-argument', `${file}: no tensor named "${name}"`);
 }
 
+export interface ReaderOptions {
+  /** Called after each tensor's bytes are read (progress: src/weights/progress.ts). */
+  readonly onRead?: (byteLength: number, name: string) => void;
+}
+
 /** One .safetensors file. */
 export class SafetensorsFile implements TensorReader {
   readonly name: string;
   readonly metadata: Readonly<Record<string, string>>;
   private readonly source: ByteSource;
   private readonly tensors: ReadonlyMap<string, TensorInfo>;
+  private onRead: ReaderOptions['onRead'];
 
   private constructor(source: ByteSource, metadata: Record<string, string>, tensors: TensorInfo[]) {
     this.name = source.name;
@@ -167,9 +173,11 @@ export class SafetensorsFile implements TensorReader {
   }
 
   /** Reads and validates the header; the source is closed if validation fails. */
-  static async open(source: ByteSource): Promise<SafetensorsFile> {
+  static async open(source: ByteSource, options: ReaderOptions = {}): Promise<SafetensorsFile> {
     try {
-      return await SafetensorsFile.parse(source);
+      const file = await SafetensorsFile.parse(source);
+      file.onRead = options.onRead;
+      return file;
     } catch (e) {
       await source.close();
       throw e;
@@ -231,6 +239,7 @@ export class SafetensorsFile implements TensorReader {
     const bytes = await this.source.read(offset, byteLength);
     // Sources return plain ArrayBuffers; the copy only guards against one backed by a SharedArrayBuffer.
     const data = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
+    this.onRead?.(byteLength, name);
     return { dtype, shape, data };
   }
 
@@ -266,6 +275,7 @@ export class ShardedSafetensors implements TensorReader {
     indexJson: string,
     resolveShard: (fileName: string) => Promise<ByteSource>,
     indexName = 'index.json',
+    options: ReaderOptions = {},
   ): Promise<ShardedSafetensors> {
     const index = parseJson(indexName, indexJson, 'index');
     if (!isPlainObject(index) || !isPlainObject(index.weight_map)) throw badFormat(indexName, 'index has no "weight_map" object');
@@ -287,7 +297,7 @@ export class ShardedSafetensors implements TensorReader {
     try {
       const shardOf = new Map<string, SafetensorsFile>();
       for (const shardName of shardNames) {
-        const shard = await SafetensorsFile.open(await resolveShard(shardName));
+        const shard = await SafetensorsFile.open(await resolveShard(shardName), options);
         shards.push(shard);
         const listed = new Set(tensorsByShard.get(shardName));
         const missing = [...listed].find((t) => !shard.has(t));
@@ -380,7 +390,7 @@ function parentOf(location: string): string {
 }
 
 /** Reads the index from `source` (closing it) and opens its shards from the index's folder. */
-async function openIndex(source: ByteSource): Promise<ShardedSafetensors> {
+async function openIndex(source: ByteSource, options: ReaderOptions): Promise<ShardedSafetensors> {
   let text: string;
   try {
     if (source.size > MAX_INDEX_BYTES) throw badFormat(source.name, `index is ${source.size} bytes, over the ${MAX_INDEX_BYTES}-byte limit`);
@@ -389,11 +399,11 @@ async function openIndex(source: ByteSource): Promise<ShardedSafetensors> {
     await source.close();
   }
   const folder = parentOf(source.name);
-  return ShardedSafetensors.open(text, (shard) => openSource(sibling(folder, shard)), source.name);
+  return ShardedSafetensors.open(text, (shard) => openSource(sibling(folder, shard)), source.name, options);
 }
 
-async function openFile(source: ByteSource): Promise<TensorReader> {
-  return source.name.endsWith(INDEX_SUFFIX) ? openIndex(source) : SafetensorsFile.open(source);
+async function openFile(source: ByteSource, options: ReaderOptions): Promise<TensorReader> {
+  return source.name.endsWith(INDEX_SUFFIX) ? openIndex(source, options) : SafetensorsFile.open(source, options);
 }
 
 /**
@@ -402,8 +412,8 @@ async function openFile(source: ByteSource): Promise<TensorReader> {
  * tried in turn; a missing one must answer 404, as static hosts do).
  * Local paths need Node (the platform's openFileSource) or, in the browser, files mounted from a picked folder.
  */
-export async function openCheckpoint(location: string): Promise<TensorReader> {
-  if (location.endsWith(INDEX_SUFFIX) || location.endsWith(SAFETENSORS_SUFFIX)) return openFile(await openSource(location));
+export async function openCheckpoint(location: string, options: ReaderOptions = {}): Promise<TensorReader> {
+  if (location.endsWith(INDEX_SUFFIX) || location.endsWith(SAFETENSORS_SUFFIX)) return openFile(await openSource(location), options);
   for (const fileName of CHECKPOINT_FILE_NAMES) {
     let source: ByteSource;
     try {
@@ -412,7 +422,7 @@ export async function openCheckpoint(location: string): Promise<TensorReader> {
       if (e instanceof FluxError && e.code === 'io') continue;
       throw e;
     }
-    return openFile(source);
+    return openFile(source, options);
   }
   throw new FluxError(
     'io',

@@ -38,33 +38,83 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
 export interface HttpSourceOptions {
   /** The fetch to use (to add auth headers, or for tests); defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Attempts after a network error (no response, or the connection dropped mid-body) before giving up; default 5. */
+  retries?: number;
+  /** Wait before the first retry, doubled for each further one (capped at MAX_RETRY_DELAY_MS); default 500 ms. */
+  retryDelayMs?: number;
+  /** Cancels requests in flight and pending retries. */
+  signal?: AbortSignal;
 }
+
+const DEFAULT_RETRIES = 5;
+const DEFAULT_RETRY_DELAY_MS = 500;
+/** Backoff stops growing here: a dropped connection on a long download should not wait minutes. */
+const MAX_RETRY_DELAY_MS = 8000;
+
+/** What a fetch that rejects without a response means, in the browser or in Node. */
+const NO_RESPONSE_HINT =
+  'no response arrived: the server is unreachable or the connection failed, or, in a browser, a cross-origin server does not allow ' +
+  'this page (CORS): it must send Access-Control-Allow-Origin, allow the Range header (Access-Control-Allow-Headers: Range) and ' +
+  'expose Content-Range (Access-Control-Expose-Headers: Content-Range, Content-Length)';
 
 // `bytes <first>-<last>/<total>`, or `bytes *` + `/<total>` on errors; total may be `*` (unknown).
 const CONTENT_RANGE = /^bytes (?:(\d+)-(\d+)|\*)\/(\d+|\*)$/;
 
-function parseContentRange(header: string | null): { first?: number; total?: number } | undefined {
+function parseContentRange(header: string | null): { first?: number; last?: number; total?: number } | undefined {
   const match = header === null ? null : CONTENT_RANGE.exec(header.trim());
   if (!match) return undefined;
   const number = (s: string | undefined) => (s === undefined || s === '*' ? undefined : Number(s));
-  return { first: number(match[1]), total: number(match[3]) };
+  return { first: number(match[1]), last: number(match[2]), total: number(match[3]) };
+}
+
+function errorText(e: unknown): string {
+  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
+  return e instanceof Error ? `${e.message}${cause}` : String(e);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
 }
 
 /**
  * A remote file read with HTTP Range requests, so multi-GB checkpoints stream tensor by tensor.
  * The size comes from a one-byte range probe (Content-Range), or HEAD's Content-Length when the
  * Content-Range header is not exposed (cross-origin without Access-Control-Expose-Headers).
+ * A network error (no response, or a connection dropped mid-body) is retried with exponential backoff, and a
+ * read resumes from the last byte received; HTTP errors (404, a server ignoring Range) are not retried.
  */
 export async function httpSource(url: string | URL, options: HttpSourceOptions = {}): Promise<ByteSource> {
   const name = String(url);
   // Wrapped so the global fetch is always called on the global object (browsers require it).
   const fetchFn = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init));
+  const retries = options.retries ?? DEFAULT_RETRIES;
+  const retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  const signal = options.signal;
 
-  async function request(init: RequestInit, what: string): Promise<Response> {
-    try {
-      return await fetchFn(name, init);
-    } catch (e) {
-      throw new FluxError('io', `${name}: ${what} failed (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  /**
+   * Runs `attempt` until it succeeds; FluxErrors (HTTP-level answers) and aborts end it at once, other errors are
+   * network errors and are retried. `progressed` tells whether the failed attempt moved forward, which resets the
+   * backoff (a long download may drop many times, each after progress).
+   */
+  async function withRetries<T>(what: string, attempt: () => Promise<T>, progressed: () => boolean = () => false): Promise<T> {
+    for (let failures = 0; ; ) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (e instanceof FluxError || signal?.aborted) throw e;
+        failures = progressed() ? 1 : failures + 1;
+        if (failures > retries) {
+          throw new FluxError('io', `${name}: ${what} failed after ${retries} retries (${errorText(e)}); ${NO_RESPONSE_HINT}`, { cause: e });
+        }
+        await sleep(Math.min(retryDelayMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS), signal);
+      }
     }
   }
 
@@ -76,7 +126,7 @@ export async function httpSource(url: string | URL, options: HttpSourceOptions =
     );
   }
 
-  const probe = await request({ headers: { Range: 'bytes=0-0' } }, 'size probe');
+  const probe = await withRetries('size probe', () => fetchFn(name, { headers: { Range: 'bytes=0-0' }, signal }));
   if (probe.status === 200) throw ignoredRange(probe);
   if (probe.status !== 206) {
     void probe.body?.cancel();
@@ -85,7 +135,7 @@ export async function httpSource(url: string | URL, options: HttpSourceOptions =
   void probe.body?.cancel();
   let size = parseContentRange(probe.headers.get('Content-Range'))?.total;
   if (size === undefined) {
-    const head = await request({ method: 'HEAD' }, 'HEAD');
+    const head = await withRetries('HEAD', () => fetchFn(name, { method: 'HEAD', signal }));
     const length = head.headers.get('Content-Length');
     if (!head.ok || length === null) {
       throw new FluxError('io', `${name}: cannot learn the size (no Content-Range total, HEAD gave no Content-Length)`);
@@ -100,24 +150,45 @@ export async function httpSource(url: string | URL, options: HttpSourceOptions =
     size: totalSize,
     async read(offset: number, length: number): Promise<Uint8Array> {
       checkRead(name, totalSize, closed, offset, length);
-      if (length === 0) return new Uint8Array(0);
+      const out = new Uint8Array(length);
+      let received = 0;
+      let receivedBefore = 0;
       const last = offset + length - 1;
-      const response = await request({ headers: { Range: `bytes=${offset}-${last}` } }, `read of bytes ${offset}-${last}`);
-      if (response.status === 200) throw ignoredRange(response);
-      if (response.status !== 206) {
-        void response.body?.cancel();
-        throw new FluxError('io', `${name}: HTTP ${response.status} reading bytes ${offset}-${last}`);
-      }
-      const range = parseContentRange(response.headers.get('Content-Range'));
-      if (range?.first !== undefined && range.first !== offset) {
-        void response.body?.cancel();
-        throw new FluxError('io', `${name}: asked for bytes from ${offset} but the server sent bytes from ${range.first}`);
-      }
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      if (bytes.byteLength !== length) {
-        throw new FluxError('io', `${name}: short read at ${offset}: got ${bytes.byteLength} of ${length} bytes`);
-      }
-      return bytes;
+      const attempt = async (): Promise<void> => {
+        receivedBefore = received;
+        const first = offset + received;
+        const response = await fetchFn(name, { headers: { Range: `bytes=${first}-${last}` }, signal });
+        if (response.status === 200) throw ignoredRange(response);
+        if (response.status !== 206) {
+          void response.body?.cancel();
+          throw new FluxError('io', `${name}: HTTP ${response.status} reading bytes ${first}-${last}`);
+        }
+        const range = parseContentRange(response.headers.get('Content-Range'));
+        if (range?.first !== undefined && range.first !== first) {
+          void response.body?.cancel();
+          throw new FluxError('io', `${name}: asked for bytes from ${first} but the server sent bytes from ${range.first}`);
+        }
+        if (range?.last !== undefined && range.last < last) {
+          void response.body?.cancel();
+          throw new FluxError('io', `${name}: short read at ${offset}: got ${received + range.last - first + 1} of ${length} bytes`);
+        }
+        if (!response.body) throw new FluxError('io', `${name}: the response to bytes ${first}-${last} has no body`);
+        const reader = response.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (received + value.byteLength > length) {
+            void reader.cancel();
+            throw new FluxError('io', `${name}: the server sent more than the ${length} bytes asked for at ${offset}`);
+          }
+          out.set(value, received);
+          received += value.byteLength;
+        }
+        // A body that ends early although the response announced the whole range: the connection was cut.
+        if (received < length) throw new Error(`connection closed after ${received} of ${length} bytes`);
+      };
+      if (length > 0) await withRetries(`read of bytes ${offset}-${last}`, attempt, () => received > receivedBefore);
+      return out;
     },
     async close() {
       closed = true;

@@ -124,6 +124,51 @@ describe('httpSource', () => {
     await expect(httpSource(url)).rejects.toThrow(`${url}: HTTP 404 Not Found`);
   });
 
+  it('resumes a read from the last byte received when the connection drops mid-body', async () => {
+    const big = new Uint8Array(await readFile(TRANSFORMER));
+    let dropped = false;
+    const url = await serve(big, (req, res, body) => {
+      const match = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!match || req.headers.range === 'bytes=0-0' || dropped) return rangeServer(req, res, body);
+      // First data request: announce the whole range, send part of it, then cut the connection.
+      dropped = true;
+      const [first, last] = [Number(match[1]), Number(match[2])];
+      res.writeHead(206, { 'Content-Range': `bytes ${first}-${last}/${body.length}`, 'Content-Length': last - first + 1 });
+      res.write(body.subarray(first, first + Math.floor((last - first + 1) / 2)), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    const source = await httpSource(url, { retryDelayMs: 1 });
+    const [offset, length] = [1000, big.length - 2000];
+    const bytes = await source.read(offset, length);
+    expect(sameBytes(bytes, big.subarray(offset, offset + length))).toBe(true);
+    const reads = requests.filter((r) => r !== 'GET bytes=0-0');
+    expect(reads).toHaveLength(2);
+    expect(reads[0]).toBe(`GET bytes=${offset}-${offset + length - 1}`);
+    // The retry asks only for what is missing: it starts past the first byte, at the first one not received.
+    const resumedAt = Number(/^GET bytes=(\d+)-/.exec(reads[1]!)![1]);
+    expect(resumedAt).toBeGreaterThan(offset);
+    expect(resumedAt).toBeLessThanOrEqual(offset + Math.floor(length / 2));
+    expect(reads[1]).toBe(`GET bytes=${resumedAt}-${offset + length - 1}`);
+  });
+
+  it('gives up after its retries on network errors, explaining CORS; HTTP errors are not retried', async () => {
+    let calls = 0;
+    const failing: typeof fetch = async () => {
+      calls++;
+      throw new TypeError('Failed to fetch');
+    };
+    const error = await httpSource('https://example.invalid/model.safetensors', { fetch: failing, retries: 2, retryDelayMs: 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FluxError);
+    expect((error as FluxError).code).toBe('io');
+    expect((error as FluxError).message).toMatch(/size probe failed after 2 retries \(Failed to fetch\).*CORS.*Access-Control-Allow-Origin.*Range/);
+    expect(calls).toBe(3);
+    const url = await serve(forwardBytes, (_req, res) => {
+      res.writeHead(404);
+      res.end();
+    });
+    await expect(httpSource(url, { retryDelayMs: 1 })).rejects.toThrow(`${url}: HTTP 404 Not Found`);
+    expect(requests).toHaveLength(1);
+  });
+
   it('uses the fetch it is given', async () => {
     const seen: string[] = [];
     const fakeFetch: typeof fetch = async (input, init) => {

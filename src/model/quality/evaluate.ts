@@ -9,9 +9,9 @@ import { FakeQuantLinear } from '../../quant/fake-quant-layer.ts';
 import { quantizeWeightOnlyRef, weightOnlyLinearRef } from '../../quant/weight-only-ref.ts';
 import type { FluxConfig } from '../config.ts';
 import type { FluxInputs } from '../inputs.ts';
-import { canonicalLinears, canonicalNormScales } from '../layout.ts';
+import { canonicalLinears, canonicalNormScales, type CanonicalLinear } from '../layout.ts';
 import { paramGetter, type CanonicalParams } from '../params.ts';
-import { modulationLinearNames, type QuantPlan } from '../precision.ts';
+import { modulationLinearNames, type LayerPrecision, type QuantPlan } from '../precision.ts';
 import { floatLinear, fluxForward, type LinearHook } from '../reference/flux-ref.ts';
 
 /** Bytes of a bf16 value: the low-rank branch is stored so. */
@@ -98,6 +98,18 @@ export interface WeightBytes {
 }
 
 /**
+ * GPU bytes of one linear at `precision`: float weights at `floatValueBytes` a value, or packed rows (ConvRot for
+ * block linears, weight-only for modulation linears) with their metadata and a low-rank branch; plus the f32 bias.
+ */
+export function linearWeightBytes(l: CanonicalLinear, precision: LayerPrecision, plan: QuantPlan, floatValueBytes: number, hasBias = true): number {
+  const bias = hasBias ? l.outFeatures * F32_BYTES : 0;
+  if (precision === 'float') return bias + l.outFeatures * l.inFeatures * floatValueBytes;
+  const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
+  const branch = (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * BRANCH_VALUE_BYTES;
+  return bias + packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, ...rows }) + branch;
+}
+
+/**
  * Weight bytes the GPU engine holds under `plan`: float weights at the checkpoint's width (`floatValueBytes`,
  * 2 for bf16) plus an f32 bias; quantized ones as packed rows (padded as the kernels pad them), 8 bytes of
  * row metadata, the f32 bias and a bf16 low-rank branch of rank·(in + out) values.
@@ -107,14 +119,7 @@ export function planWeightBytes(config: FluxConfig, plan: QuantPlan, floatValueB
   let modulationLinears = 0;
   let total = canonicalNormScales(config).length * config.headDim * F32_BYTES;
   for (const l of canonicalLinears(config)) {
-    const precision = plan.layers.get(l.name) ?? 'float';
-    let bytes = l.outFeatures * F32_BYTES;
-    if (precision === 'float') bytes += l.outFeatures * l.inFeatures * floatValueBytes;
-    else {
-      const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
-      bytes += packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, ...rows });
-      bytes += (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * BRANCH_VALUE_BYTES;
-    }
+    const bytes = linearWeightBytes(l, plan.layers.get(l.name) ?? 'float', plan, floatValueBytes);
     if (l.role === 'block') blockLinears += bytes;
     if (l.role === 'modulation') modulationLinears += bytes;
     total += bytes;
