@@ -98,8 +98,8 @@ describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
     expect((await page.evaluate(() => window.cacheCheck!.list())).map((m) => m.precision)).toEqual(['mixed']);
 
     await page.evaluate(() => window.cacheCheck!.clear());
-    const message = await loadError({ model: MODEL, precision: 'fp32', quotaAfterPuts: 30 });
-    expect(message).toMatch(/^caching transformer \(fp32\) needs about [\d.]+ MiB \(\d+ bytes\) of browser storage, more than is free/);
+    const message = await loadError({ model: MODEL, precision: 'float', quotaAfterPuts: 30 });
+    expect(message).toMatch(/^caching transformer \(float\) needs about [\d.]+ MiB \(\d+ bytes\) of browser storage, more than is free/);
     expect(await page.evaluate(() => window.cacheCheck!.list())).toEqual([]);
     expect(await page.evaluate(() => window.cacheCheck!.size())).toBe(0);
     expect(sizeBefore).toBeGreaterThan(0);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, type TensorToWrite } from '../src/weights/safetensors-writer.ts';
 import { Xoshiro128 } from '../src/pipeline/noise.ts';
-import { openFileSource } from '../src/gpu/platform/node.ts';
+import { openFileSource } from '../src/platform/node.ts';
 import { SafetensorsFile } from '../src/weights/safetensors.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -173,7 +173,8 @@ export async function makeTinyFlux(out: string, options: { readonly shards?: num
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const out = process.argv[2];
-  if (!out) {
+  // An option where the folder belongs (`--help`) must not become a folder of that name.
+  if (!out || out.startsWith('-')) {
     process.stderr.write('usage: npx tsx scripts/make-tiny-flux.ts <out-dir>\n');
     process.exit(2);
   }

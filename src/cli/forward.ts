@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { formatBytes } from '../gpu/buffers.ts';
 import type { FluxCheckpoint } from '../model/checkpoint.ts';
-import { decodePrecisionMap, makeQuantPlan, type PrecisionMap, type PrecisionOverride, type PrecisionPreset } from '../model/precision.ts';
+import { decodePrecisionMap, makeQuantPlan, type PrecisionMap, type PrecisionOverride, type PrecisionPreset, type PrecisionPresetName, LEGACY_FLOAT_PRESET, parsePrecisionPreset, PRECISION_PRESETS } from '../model/precision.ts';
 import { resolvePrecisionSpec } from '../model/quality/auto-precision.ts';
 import { sensitivityFor } from '../model/quality/calibration.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
@@ -26,6 +26,13 @@ export function oneOf<T extends string>(flag: string, value: string, allowed: re
   return value as T;
 }
 
+/** A `--precision` preset; the legacy name 'fp32' is accepted for 'float'. */
+export function presetFlag(value: string): PrecisionPreset {
+  const preset = parsePrecisionPreset(value);
+  if (!preset) throw new UsageError(`--precision must be one of ${PRECISION_PRESETS.join(', ')} (or ${LEGACY_FLOAT_PRESET}, the old name of float; got "${value}")`);
+  return preset;
+}
+
 /** `--int8-layers` globs (repeatable or comma-separated) as precision overrides. */
 export function int8Overrides(values: ParsedArgs['values']): PrecisionOverride[] {
   return ((values['int8-layers'] as string[] | undefined) ?? [])
@@ -43,7 +50,7 @@ export const forwardCommand: Command = {
   summary: 'run one transformer call on the GPU from reference-style inputs and write the output',
   usage:
     'forward --model <file|folder> [--config config.json] --inputs <in.safetensors> --out <out.safetensors> ' +
-    '[--precision fp32|w8a8|w4a4|mixed|auto[:fraction]|<map.json>] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... ' +
+    '[--precision float|w8a8|w4a4|mixed|auto[:fraction]|<map.json>] [--rotation regular|sylvester|none] [--group 256] [--int8-layers <glob>]... ' +
     '[--smooth [--alpha 0.5]] [--calib <calibration.safetensors>] [--intermediates]',
   details: [
     'Inputs are named as the reference Flux.forward arguments: img, img_ids, txt, txt_ids, timesteps, y and,',
@@ -92,7 +99,7 @@ export const forwardCommand: Command = {
     const configPath = values.config as string | undefined;
     // Undefined: open the model as it is (a source checkpoint, or a packed model at its own precision).
     let checkpoint: FluxCheckpoint | undefined;
-    let preset: PrecisionPreset | PrecisionMap | undefined = mapFile?.preset ?? (spec && 'preset' in spec ? spec.preset : undefined);
+    let preset: PrecisionPresetName | PrecisionMap | undefined = mapFile?.preset ?? (spec && 'preset' in spec ? spec.preset : undefined);
     if (preset === undefined || values.smooth) {
       // Smoothing and automatic precision work from the parameters in host memory and the calibration.
       const host = await loadHostModel(model, configPath);
@@ -130,7 +137,7 @@ export const forwardCommand: Command = {
         }
         const metadata = { precision: precisionText, smooth: String(Boolean(values.smooth)), rotation, group: String(groupSize), adapter: ctx.adapter.description || ctx.adapter.vendor };
         await writeFile(outPath, encodeSafetensors(tensors, metadata));
-        const quantization = plannedPreset === 'fp32' ? plannedPreset : `${precisionText}${values.smooth ? ' smoothed' : ''}, ${rotation} ${groupSize}`;
+        const quantization = plannedPreset === 'float' ? plannedPreset : `${precisionText}${values.smooth ? ' smoothed' : ''}, ${rotation} ${groupSize}`;
         progressLine(`forward (${quantization}) in ${seconds.toFixed(2)} s, activations ${formatBytes(runner.activationBytes)}; wrote ${outPath}`, true);
       } finally {
         runner.dispose();

@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import { FluxError } from '../errors.ts';
 import { formatBytes } from '../gpu/buffers.ts';
 import { packTransformer, type PackProgress } from '../model/packed-transformer.ts';
-import { decodePrecisionMap, makeQuantPlan, PRECISION_PRESETS, type PrecisionPreset, type QuantPlanOptions } from '../model/precision.ts';
+import { decodePrecisionMap, makeQuantPlan, type QuantPlanOptions } from '../model/precision.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { DEFAULT_PRESET, openTransformerWeights } from '../pipeline/load.ts';
 import { SafetensorsStreamWriter, type ByteSink } from '../weights/safetensors-writer.ts';
@@ -16,7 +16,7 @@ import { PACKED_CHECKPOINT_FILE } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 import { UsageError, type Command, type ParsedArgs } from './args.ts';
 import { requiredFlag } from './decode.ts';
-import { int8Overrides, oneOf } from './forward.ts';
+import { int8Overrides, oneOf, presetFlag } from './forward.ts';
 import { progressLine, withGpu } from './gpu.ts';
 
 const ROTATIONS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
@@ -93,7 +93,7 @@ async function planOptions(values: ParsedArgs['values']): Promise<QuantPlanOptio
     const map = decodePrecisionMap(await readJson(text), text);
     return { ...map, overrides, label };
   }
-  const preset = oneOf('precision', text, PRECISION_PRESETS) as PrecisionPreset;
+  const preset = presetFlag(text);
   const rotation = oneOf('rotation', String(values.rotation), ROTATIONS);
   const groupSize = Number(values.group);
   if (!Number.isInteger(groupSize) || groupSize <= 0) throw new UsageError(`--group must be a positive integer (got "${String(values.group)}")`);

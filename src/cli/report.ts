@@ -8,6 +8,8 @@ import { UsageError, type Command } from './args.ts';
 import { progressLine } from './gpu.ts';
 import { isRandomSpec, readInputsSpec } from './inputs.ts';
 import { parseAlpha } from './quality-args.ts';
+import { ADHERENCE_DETAILS, adherenceReportCommand } from './adherence.ts';
+import { DEFAULT_GROUP_SIZE } from '../model/precision.ts';
 
 /** Inputs a model without calibration file is calibrated on (seeds apart from the default evaluation inputs). */
 const FALLBACK_CALIBRATION = 'random:2:1';
@@ -16,13 +18,15 @@ const DEFAULT_EVALUATION = 'random:1:101';
 export const reportCommand: Command = {
   name: 'report',
   summary: 'quality of every quantization method (float, W8A8, W4A4 rotations, smoothing, low-rank, mixed, auto)',
-  usage: 'report --model <file|folder> [--config config.json] [--inputs <in.safetensors>|random[:calls[:seed]]] [--calib <calibration.safetensors>] [--alpha 0.5] [--rank 8] [--auto 0.2] [--methods <id,...>] [--json]',
+  usage: 'report --model <file|folder> [--config config.json] [--inputs <in.safetensors>|random[:calls[:seed]]] [--calib <calibration.safetensors>] [--alpha 0.5] [--rank 8] [--auto 0.2] [--methods <id,...>] [--json]\n       report --adherence --model <demo folder> [--methods <id,...>] [--group 256] [--subset <single>,<double>] [--samples <dir>] [--json]',
   details: [
     `Relative L2 error and cosine similarity of the transformer output against the float model on --inputs (default`,
     `${DEFAULT_EVALUATION}), fake-quantized on the CPU as the golden references are, and the weight bytes the GPU`,
     'engine holds. Smoothing and auto precision use the calibration next to the model (or --calib); without one',
     `the model is calibrated on ${FALLBACK_CALIBRATION} first. --methods picks rows by id (${REPORT_METHOD_IDS.join(', ')}).`,
     '--json prints the report as JSON instead of the table.',
+    '',
+    ADHERENCE_DETAILS,
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -34,11 +38,16 @@ export const reportCommand: Command = {
     auto: { type: 'string', default: String(DEFAULT_INT8_FRACTION) },
     methods: { type: 'string' },
     json: { type: 'boolean', default: false },
+    adherence: { type: 'boolean', default: false },
+    group: { type: 'string', default: String(DEFAULT_GROUP_SIZE) },
+    subset: { type: 'string' },
+    samples: { type: 'string' },
   },
   positionals: { min: 0, max: 0 },
   async run({ values }) {
     const model = values.model;
     if (typeof model !== 'string' || model === '') throw new UsageError('--model is required');
+    if (values.adherence) return adherenceReportCommand(model, values);
     const alpha = parseAlpha(values.alpha);
     const rank = Number(values.rank);
     if (!Number.isInteger(rank) || rank < 0) throw new UsageError(`--rank must be a non-negative integer (got "${String(values.rank)}")`);

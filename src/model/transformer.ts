@@ -10,7 +10,7 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { attention } from '../kernels/attention.ts';
-import type { Block } from '../kernels/block.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
 import { FluxCheckpoint } from './checkpoint.ts';
@@ -86,7 +86,7 @@ export interface TransformerActivations {
 }
 
 /** Rows [row0, row0 + rows) of a matrix tensor as a kernel block. */
-export function rowsOf(tensor: GpuTensor, row0: number, rows: number): Block {
+export function rowsOf(tensor: GpuTensor, row0: number, rows: number): MatrixView {
   return { tensor, row0, rows };
 }
 
@@ -260,7 +260,7 @@ export class FluxTransformer {
   /** The final modulated LayerNorm and linear on the image rows; out is [imageRows, outChannels]. */
   async encodeFinalLayer(batch: CommandBatch, acts: TransformerActivations, out: GpuTensor): Promise<void> {
     const h = this.config.hiddenSize;
-    const image = (t: GpuTensor): Block => rowsOf(t, acts.textRows, acts.imageRows);
+    const image = (t: GpuTensor): MatrixView => rowsOf(t, acts.textRows, acts.imageRows);
     const shift = this.top.finalModulation.offset;
     await layerNormModulate(batch, { x: image(acts.x), y: image(acts.normed), modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
     await encodeLinear(batch, this.top.finalLinear, image(acts.normed), { tensor: out });
@@ -295,7 +295,7 @@ export class FluxTransformer {
 }
 
 /** The group on x, into rows [row0, row0 + rows) of `output`, each part into its own column range. */
-function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: GpuTensor, row0: number, rows: number): Promise<void> {
+function encodeGroup(batch: CommandBatch, group: LinearGroup, x: MatrixView, output: GpuTensor, row0: number, rows: number): Promise<void> {
   return withInput(x, async (input) => {
     for (const { layer, col0 } of group.parts) await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
   });

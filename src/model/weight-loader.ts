@@ -13,7 +13,8 @@ import { toFloat32 } from '../weights/dtypes.ts';
 import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import { canonicalLinears, canonicalNormScales } from './layout.ts';
-import type { LayerPrecision, QuantPlan } from './precision.ts';
+import { modulationLinearNames, type LayerPrecision, type QuantPlan } from './precision.ts';
+import { uploadTensor } from './upload.ts';
 
 /**
  * Several canonical linears reading the same input and writing adjacent column ranges of one output. Each
@@ -52,25 +53,23 @@ export async function readLinearSources(
   names: readonly string[],
   rankOf: (name: string) => number = () => 0,
 ): Promise<LinearSource[]> {
-  const weights: CanonicalTensor[] = [];
-  const biases: Float32Array<ArrayBuffer>[] = [];
+  const weights: (CanonicalTensor | undefined)[] = [];
+  const biases: CanonicalTensor[] = [];
   for (const n of names) weights.push(await checkpoint.read(`${n}.weight`));
-  for (const n of names) biases.push(await checkpoint.readFloat32(`${n}.bias`));
+  for (const n of names) biases.push(await checkpoint.read(`${n}.bias`));
   const sources: LinearSource[] = [];
   for (const [i, name] of names.entries()) {
     const w = weights[i]!;
+    // Released as soon as they are on the GPU, so at most this call's file tensors are in JS memory.
+    weights[i] = undefined;
     const [outFeatures, inFeatures] = w.shape as [number, number];
     const rank = rankOf(name);
     const lowRank = rank > 0 ? lowRankSplit(toFloat32(w.bytes, w.dtype), outFeatures, inFeatures, rank, roundToBf16) : undefined;
-    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const bf16 = !lowRank && w.dtype === 'BF16';
-    const weight: GpuTensor = {
-      buffer: await uploadBuffer(ctx, lowRank ? lowRank.residual : bf16 ? w.bytes : toFloat32(w.bytes, w.dtype), `${name}.weight`),
-      offset: 0,
-      shape: w.shape,
-      dtype: bf16 ? 'bf16' : 'f32',
-    };
-    const bias: GpuTensor = { buffer: await uploadBuffer(ctx, biases[i]!, `${name}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
+    // The low-rank split is CPU math on f32; otherwise the file's bytes are uploaded and widened on the GPU.
+    const weight: GpuTensor = lowRank
+      ? { buffer: await uploadBuffer(ctx, lowRank.residual, `${name}.weight`), offset: 0, shape: w.shape, dtype: 'f32' }
+      : await uploadTensor(ctx, w, `${name}.weight`, { keepBf16: true });
+    const bias = await uploadTensor(ctx, biases[i]!, `${name}.bias`);
     sources.push({ kind: 'float', weight, bias, lowRank });
   }
   return sources;
@@ -120,6 +119,8 @@ export class WeightLoader {
   private done = 0;
   private readonly total: number;
   modulationSize = 0;
+  /** Linears that see one vector per step: weight-only when quantized. */
+  private readonly modulationNames: ReadonlySet<string>;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -127,6 +128,7 @@ export class WeightLoader {
     private readonly options: TransformerLoadOptions,
   ) {
     this.total = parameterCount(source.config);
+    this.modulationNames = new Set(modulationLinearNames(source.config));
   }
 
   /** A float32 vector parameter (QK-norm scales). */
@@ -185,7 +187,7 @@ export class WeightLoader {
   private specOf(name: string): LinearSpec {
     const { layers, rotation, groupSize } = this.options.quant;
     const precision: LayerPrecision = layers.get(name) ?? 'float';
-    return { precision, rotation, groupSize };
+    return { precision, rotation, groupSize, weightOnly: this.modulationNames.has(name) };
   }
 
   private progress(layer: string): void {

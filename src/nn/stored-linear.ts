@@ -18,6 +18,7 @@ import type { Dtype } from '../weights/dtypes.ts';
 import { recordTensor, tensorValues, type LayerRecord, type RecordTensor } from '../weights/layer-record.ts';
 import { ConvLinear, type PackedLinear } from './conv-linear.ts';
 import { buildLinear, type LinearSource, type LinearSpec } from './factory.ts';
+import { WeightOnlyLinear } from './weight-only-linear.ts';
 
 export const CONVROT_RECORD = 'convrot';
 export const FLOAT_RECORD = 'float';
@@ -66,7 +67,8 @@ export async function linearRecord(ctx: GpuContext, name: string, spec: LinearSp
     if (spec.precision !== 'float') {
       const layer = await buildLinear(ctx, { ...spec, label: spec.label ?? name }, { ...source });
       try {
-        if (!(layer instanceof ConvLinear)) throw new FluxError('bad-argument', `${name}: a ${spec.precision} layer that is not ConvRot cannot be stored`);
+        // Weight-only layers (the modulation linears) keep their weights in the same packed rows.
+        if (!(layer instanceof ConvLinear || layer instanceof WeightOnlyLinear)) throw new FluxError('bad-argument', `${name}: a ${spec.precision} layer that is not ConvRot cannot be stored`);
         return packedRecord(name, await layer.exportPacked());
       } finally {
         layer.destroy();

@@ -8,11 +8,11 @@
 import { FluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
-import type { LayerPrecision, PrecisionPreset, QuantPlan } from '../model/precision.ts';
+import type { LayerPrecision, PrecisionPresetName, QuantPlan } from '../model/precision.ts';
 import { CachedTransformer, type CacheLoadStats } from '../model/cached-weights.ts';
 import { sourceWeights, type TransformerWeightSource } from '../model/weight-loader.ts';
 import type { WeightCache } from '../weights/cache.ts';
-import type { LinearSlot } from '../nn/factory.ts';
+import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
 import { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { sibling } from '../weights/safetensors.ts';
@@ -75,6 +75,8 @@ export interface PipelineProgress {
   /** Since generate (or load) started. */
   readonly elapsedMs: number;
   readonly detail?: string;
+  /** Steps: the latent [16, height/8, width/8] after the step, for a live preview. */
+  readonly latent?: Float32Array;
 }
 
 export interface FluxPipelineLoadOptions {
@@ -84,7 +86,7 @@ export interface FluxPipelineLoadOptions {
    * Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). A packed model loads
    * at the precision it was quantized at; asking it for another is an error.
    */
-  readonly precision?: PrecisionPreset;
+  readonly precision?: PrecisionPresetName;
   /** Text encoder precision (default: the text encoders' own). */
   readonly textPrecision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
   /** Free the text encoders after each encoding (they are reloaded for the next prompt). */
@@ -133,6 +135,8 @@ export interface GenerateResult {
   readonly seed: number;
   readonly steps: number;
   readonly guidance: number | undefined;
+  /** True classifier-free guidance scale used (1: off). */
+  readonly trueCfgScale: number;
   readonly timings: GenerateTimings;
 }
 
@@ -305,10 +309,44 @@ export class FluxPipeline {
   async setPrecision(names: readonly string[], precision: LayerPrecision): Promise<void> {
     const slots = this.transformer.layers();
     for (const name of names) if (!slots.has(name)) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
+    await this.rebuildSlots(names.map((name) => [name, precision]));
+  }
+
+  /**
+   * Puts every transformer linear at `plan`'s precision, rotation and group size (the adherence report's
+   * methods); only the slots that differ are rebuilt. Low-rank ranks are not applied.
+   */
+  async applyQuantPlan(plan: QuantPlan): Promise<void> {
+    const specs = new Map<string, LinearSpec>();
+    for (const [name, slot] of this.transformer.layers()) {
+      const precision = plan.layers.get(name);
+      if (precision === undefined) throw new FluxError('bad-argument', `the plan has no precision for transformer layer ${name}`);
+      // weightOnly is the layer's kind (a modulation linear), not the plan's to change.
+      specs.set(name, { ...slot.spec, precision, rotation: plan.rotation, groupSize: plan.groupSize });
+    }
+    await this.applyLayerSpecs(specs);
+  }
+
+  /** Rebuilds the named linears whose precision (or, quantized, rotation or group size) differs from `specs`. */
+  async applyLayerSpecs(specs: ReadonlyMap<string, LinearSpec>): Promise<void> {
+    const slots = this.transformer.layers();
+    const changes: [string, LinearSpec][] = [];
+    for (const [name, spec] of specs) {
+      const current = slots.get(name)?.spec;
+      if (!current) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
+      const differs = current.precision !== spec.precision || (spec.precision !== 'float' && (current.rotation !== spec.rotation || current.groupSize !== spec.groupSize));
+      if (differs) changes.push([name, spec]);
+    }
+    await this.rebuildSlots(changes);
+  }
+
+  private async rebuildSlots(changes: readonly (readonly [string, LayerPrecision | LinearSpec])[]): Promise<void> {
+    if (changes.length === 0) return;
+    const slots = this.transformer.layers();
     const weights = this.cached ?? (await openTransformerWeights(this.ctx, this.source.transformer, this.source.transformerConfig));
     try {
       const provider = sourceWeights(weights instanceof CachedTransformer ? weights : weights.source);
-      for (const name of names) await slots.get(name)!.rebuild(precision, provider);
+      for (const [name, spec] of changes) await slots.get(name)!.rebuild(spec, provider);
     } finally {
       await weights.close();
     }
@@ -317,6 +355,16 @@ export class FluxPipeline {
   /** Cache use of the load (records read, built, found corrupt), when loaded with a cache. */
   get cacheStats(): CacheLoadStats | undefined {
     return this.cached && { ...this.cached.stats };
+  }
+
+  /** T5 tokens per prompt, the text rows of every transformer call (undefined while the encoders are released). */
+  get textTokens(): number | undefined {
+    return this.encoders?.t5MaxLength;
+  }
+
+  /** Bytes of GPU memory the text encoders hold (0 while released). */
+  get textEncoderBytes(): number {
+    return this.encoders?.weightBytes ?? 0;
   }
 
   /** The model's name (its folder), for metadata. */
@@ -365,10 +413,10 @@ export class FluxPipeline {
       timesteps: flowSchedule(steps, tokens, this.shift),
       guidance,
       signal: o.signal,
-      onStep: (k, n, ms) => {
+      onStep: (k, n, ms, img) => {
         stepMs.push(ms);
         o.onStep?.(k, n, ms);
-        report({ phase: 'step', step: k, steps: n, ms });
+        if (o.onProgress) report({ phase: 'step', step: k, steps: n, ms, latent: unpackLatent(img, channels, h, w) });
       },
     });
     throwIfAborted(o.signal);
@@ -381,7 +429,7 @@ export class FluxPipeline {
     const rgba = imageToRgba(decoded.image, decoded.width, decoded.height);
     const totalMs = elapsed();
     report({ phase: 'done', ms: totalMs });
-    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, timings: { encodeMs, stepMs, decodeMs, totalMs } };
+    return { rgba, width: decoded.width, height: decoded.height, latent, seed, steps, guidance, trueCfgScale, timings: { encodeMs, stepMs, decodeMs, totalMs } };
   }
 
   /** Frees every GPU buffer the pipeline holds (the context stays). */

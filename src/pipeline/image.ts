@@ -22,3 +22,25 @@ export function encodePng(rgba: Uint8ClampedArray, width: number, height: number
   const text = Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, String(v)]));
   return encode({ width, height, data: new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), channels: 4, depth: 8, text });
 }
+
+/**
+ * Tiles equally sized interleaved images (`channels` per pixel) into rows of `columns`, each pixel repeated
+ * `scale`×`scale`; empty cells are white. For sample grids.
+ */
+export function tileImages(images: readonly ArrayLike<number>[], width: number, height: number, channels: number, columns: number, scale = 1): { data: Uint8Array; width: number; height: number } {
+  const rows = Math.ceil(images.length / columns);
+  const [cellW, cellH] = [width * scale, height * scale];
+  const outW = columns * cellW, outH = rows * cellH;
+  const data = new Uint8Array(outW * outH * channels).fill(255);
+  images.forEach((image, n) => {
+    const ox = (n % columns) * cellW, oy = Math.floor(n / columns) * cellH;
+    for (let y = 0; y < cellH; y++) {
+      for (let x = 0; x < cellW; x++) {
+        const src = (Math.floor(y / scale) * width + Math.floor(x / scale)) * channels;
+        const dst = ((oy + y) * outW + ox + x) * channels;
+        for (let c = 0; c < channels; c++) data[dst + c] = image[src + c]!;
+      }
+    }
+  });
+  return { data, width: outW, height: outH };
+}
