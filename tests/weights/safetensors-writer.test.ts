@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeSafetensorsStreamed } from '../../src/cli/quantize.ts';
-import { openFileSource } from '../../src/gpu/platform/node.ts';
+import { openFileSource } from '../../src/platform/node.ts';
 import { FluxError } from '../../src/errors.ts';
 import { DTYPE_BYTES, type Dtype } from '../../src/weights/dtypes.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
