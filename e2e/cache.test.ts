@@ -71,7 +71,8 @@ describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
     expect(cold.stats?.cached).toBe(0);
     expect(transformerRequests.length).toBeGreaterThan(0);
     const [entry] = await page.evaluate(() => window.cacheCheck!.list());
-    expect(entry).toMatchObject({ label: 'transformer', precision: 'mixed' });
+    // Labelled by the transformer's location (the page names its files).
+    expect(entry).toMatchObject({ label: expect.stringContaining('e2e-cache-flux/transformer/'), precision: 'mixed' });
 
     await openPage(true);
     const warm = await load({ model: MODEL, precision: 'mixed' });
@@ -99,7 +100,7 @@ describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
 
     await page.evaluate(() => window.cacheCheck!.clear());
     const message = await loadError({ model: MODEL, precision: 'float', quotaAfterPuts: 30 });
-    expect(message).toMatch(/^caching transformer \(float\) needs about [\d.]+ MiB \(\d+ bytes\) of browser storage, more than is free/);
+    expect(message).toMatch(/^caching \S+e2e-cache-flux\S+ \(float\) needs about [\d.]+ MiB \(\d+ bytes\) of browser storage, more than is free/);
     expect(await page.evaluate(() => window.cacheCheck!.list())).toEqual([]);
     expect(await page.evaluate(() => window.cacheCheck!.size())).toBe(0);
     expect(sizeBefore).toBeGreaterThan(0);

@@ -33,9 +33,10 @@ export function recordVector(record: LayerRecord): Float32Array<ArrayBuffer> {
   return tensorValues(recordTensor(record, 'weight'), 'F32', record.name);
 }
 
-/** What a layer is stored as: `float`, or `int4-regular-256` (format, rotation, group). Part of cache keys. */
+/** What a layer is stored as: `float`, `int4-regular-256` (format, rotation, group), `int8-weight-only`. Part of cache keys. */
 export function specKey(spec: LinearSpec): string {
-  return spec.precision === 'float' ? 'float' : `${spec.precision}-${spec.rotation ?? 'regular'}-${spec.groupSize ?? 256}`;
+  if (spec.precision === 'float') return 'float';
+  return spec.weightOnly ? `${spec.precision}-weight-only` : `${spec.precision}-${spec.rotation ?? 'regular'}-${spec.groupSize ?? 256}`;
 }
 
 /** The plan as JSON text (a precision map file), and back; float layers outside the blocks are implied. */
@@ -54,9 +55,14 @@ export function decodePlan(text: string, config: FluxConfig, origin: string): Qu
   return makeQuantPlan(config, decodePrecisionMap(json, origin));
 }
 
-/** Specs of every canonical linear under the plan, by name. */
+/** What every canonical linear is built as under the plan, by name; modulation linears are weight-only. */
 export function planSpecs(plan: QuantPlan, config: FluxConfig): Map<string, LinearSpec> {
-  return new Map(canonicalLinears(config).map((l) => [l.name, { precision: plan.layers.get(l.name) ?? 'float', rotation: plan.rotation, groupSize: plan.groupSize }]));
+  return new Map(
+    canonicalLinears(config).map((l) => [
+      l.name,
+      { precision: plan.layers.get(l.name) ?? 'float', rotation: plan.rotation, groupSize: plan.groupSize, weightOnly: l.role === 'modulation' },
+    ]),
+  );
 }
 
 /** Words of packed weights plus (scale, Σq) per row, plus the f32 bias. */

@@ -13,7 +13,8 @@ import { toFloat32 } from '../weights/dtypes.ts';
 import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import { canonicalLinears, canonicalNormScales } from './layout.ts';
-import { modulationLinearNames, type LayerPrecision, type QuantPlan } from './precision.ts';
+import { planSpecs } from './stored-weights.ts';
+import type { QuantPlan } from './precision.ts';
 import { uploadTensor } from './upload.ts';
 
 /**
@@ -120,7 +121,7 @@ export class WeightLoader {
   private readonly total: number;
   modulationSize = 0;
   /** Linears that see one vector per step: weight-only when quantized. */
-  private readonly modulationNames: ReadonlySet<string>;
+  private readonly specs: ReadonlyMap<string, LinearSpec>;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -128,7 +129,7 @@ export class WeightLoader {
     private readonly options: TransformerLoadOptions,
   ) {
     this.total = parameterCount(source.config);
-    this.modulationNames = new Set(modulationLinearNames(source.config));
+    this.specs = planSpecs(options.quant, source.config);
   }
 
   /** A float32 vector parameter (QK-norm scales). */
@@ -185,9 +186,9 @@ export class WeightLoader {
   }
 
   private specOf(name: string): LinearSpec {
-    const { layers, rotation, groupSize } = this.options.quant;
-    const precision: LayerPrecision = layers.get(name) ?? 'float';
-    return { precision, rotation, groupSize, weightOnly: this.modulationNames.has(name) };
+    const spec = this.specs.get(name);
+    if (!spec) throw new FluxError('bad-argument', `no linear "${name}" in this model`);
+    return spec;
   }
 
   private progress(layer: string): void {

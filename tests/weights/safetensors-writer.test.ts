@@ -1,8 +1,13 @@
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { writeSafetensorsStreamed } from '../../src/cli/quantize.ts';
+import { openFileSource } from '../../src/platform/node.ts';
 import { FluxError } from '../../src/errors.ts';
 import { DTYPE_BYTES, type Dtype } from '../../src/weights/dtypes.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
-import { encodeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.ts';
+import { encodeSafetensors, SafetensorsStreamWriter, type TensorToWrite } from '../../src/weights/safetensors-writer.ts';
 import { blobSource } from '../../src/weights/sources.ts';
 
 /** Bytes 0, 1, 2, ... so every tensor's content is distinct and checkable. */
@@ -65,5 +70,51 @@ describe('encodeSafetensors', () => {
     expect(() => encodeSafetensors([{ ...one, data: new Uint8Array(7) }])).toThrow(/"a" F32 \[2\] needs 8 bytes, got 7/);
     expect(() => encodeSafetensors([one, one])).toThrow(FluxError);
     expect(() => encodeSafetensors([{ ...one, name: '__metadata__' }])).toThrow(/reserved or repeated/);
+  });
+});
+
+describe('streamed safetensors', () => {
+  it('SafetensorsStreamWriter: tensors go to the sink one by one, in order; the header describes them', async () => {
+    const written: Uint8Array[] = [];
+    const writer = new SafetensorsStreamWriter({ write: async (b) => void written.push(b.slice()) });
+    const tensors: TensorToWrite[] = [
+      { name: 'b', dtype: 'BF16', shape: [3], data: counting(6, 1) },
+      { name: 'u', dtype: 'U32', shape: [2, 2], data: counting(16, 50) },
+    ];
+    for (const t of tensors) await writer.add(t);
+    expect(written).toEqual(tensors.map((t) => t.data));
+    expect(writer.dataBytes).toBe(22);
+    await expect(writer.add(tensors[0]!)).rejects.toThrow(/reserved or repeated/);
+    const header = writer.header({ format: 'x' });
+    const file = await open(new Uint8Array([...header, ...written.flat().flatMap((b) => [...b])]) as Uint8Array<ArrayBuffer>);
+    expect(file.metadata).toEqual({ format: 'x' });
+    expect(file.names()).toEqual(['b', 'u']);
+    for (const t of tensors) expect((await file.readTensor(t.name)).data).toEqual(t.data);
+  });
+
+  it('writeSafetensorsStreamed writes the file whole or not at all', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flux-w4a4-stream-'));
+    try {
+      const path = join(dir, 'out.safetensors');
+      const size = await writeSafetensorsStreamed(path, async (w) => {
+        await w.add({ name: 't', dtype: 'F32', shape: [4], data: counting(16, 3) });
+        return { k: 'v' };
+      });
+      const file = await SafetensorsFile.open(await openFileSource(path));
+      expect(file.metadata).toEqual({ k: 'v' });
+      expect((await file.readTensor('t')).data).toEqual(counting(16, 3));
+      await file.close();
+      expect((await stat(path)).size).toBe(size);
+      const failing = join(dir, 'failing.safetensors');
+      await expect(
+        writeSafetensorsStreamed(failing, async (w) => {
+          await w.add({ name: 't', dtype: 'U8', shape: [1], data: new Uint8Array(1) });
+          throw new Error('source broke');
+        }),
+      ).rejects.toThrow('source broke');
+      expect((await readdir(dir)).sort()).toEqual(['out.safetensors']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
