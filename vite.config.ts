@@ -6,6 +6,6 @@ export default defineConfig({
   preview: { port: 4173, host: 'localhost' },
   build: {
     target: 'es2022',
-    rollupOptions: { input: { demo: resolve(import.meta.dirname, 'index.html') } },
+    rollupOptions: { input: { demo: resolve(import.meta.dirname, 'index.html'), bench: resolve(import.meta.dirname, 'bench.html') } },
   },
 });

@@ -26,7 +26,7 @@ async function run(): Promise<void> {
         vaeConfig: at('vae/config.json'),
         text: { clip: at('text_encoder/model.safetensors'), clipTokenizer: at('tokenizer/'), t5: at('text_encoder_2/model.safetensors'), t5Tokenizer: at('tokenizer_2/') },
       },
-      { precision: 'fp32' },
+      { precision: 'float' },
     );
     const result = await pipe.generate(E2E_GENERATION);
     pipe.destroy();

@@ -35,7 +35,7 @@ describe('generate in Chromium and in Node', () => {
     const browser = (await page.evaluate(() => window.generateResult))!;
     await page.close();
 
-    const pipe = await FluxPipeline.load(join(ROOT, MODEL), { gpu: await testGpu(), precision: 'fp32' });
+    const pipe = await FluxPipeline.load(join(ROOT, MODEL), { gpu: await testGpu(), precision: 'float' });
     try {
       const node = await pipe.generate(E2E_GENERATION);
       expect([browser.width, browser.height]).toEqual([node.width, node.height]);

@@ -1,16 +1,18 @@
 /**
  * Builds a tiny FLUX.1-dev folder in the complete diffusers layout for tests and demos:
- *   npx tsx scripts/make-tiny-flux.ts <out-dir>
+ *   npx tsx scripts/make-tiny-flux.ts <out-dir> [--shards N]
  * transformer/ and vae/ are the golden tiny models (random weights, tests/fixtures/flux-tiny-a); text_encoder/
  * (CLIP text model, the real 49408-token vocabulary) and text_encoder_2/ (T5 encoder) get seeded random
  * weights sized to the transformer (CLIP hidden = pooled dim 64, T5 d_model = context dim 128); tokenizer/
  * holds the real CLIP tokenizer files, tokenizer_2/ a small T5 Unigram tokenizer (max length 12).
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, type TensorToWrite } from '../src/weights/safetensors-writer.ts';
 import { Xoshiro128 } from '../src/pipeline/noise.ts';
+import { openFileSource } from '../src/platform/node.ts';
+import { SafetensorsFile } from '../src/weights/safetensors.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const FIXTURES = join(ROOT, 'tests/fixtures');
@@ -76,8 +78,37 @@ function t5Weights(): Uint8Array {
 
 const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 
-/** Writes the folder; returns its path. */
-export async function makeTinyFlux(out: string): Promise<string> {
+/**
+ * Splits a folder's transformer into `count` shards plus the diffusers index, as multi-GB checkpoints come
+ * (`diffusion_pytorch_model-0000i-of-0000n.safetensors`, `diffusion_pytorch_model.safetensors.index.json`).
+ */
+async function shardTransformer(out: string, count: number): Promise<void> {
+  const dir = join(out, 'transformer');
+  const single = join(dir, 'diffusion_pytorch_model.safetensors');
+  const file = await SafetensorsFile.open(await openFileSource(single));
+  const names = file.names();
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  try {
+    for (let i = 0; i < count; i++) {
+      const shard = `diffusion_pytorch_model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
+      const tensors: TensorToWrite[] = [];
+      for (const name of names.slice(Math.floor((i * names.length) / count), Math.floor(((i + 1) * names.length) / count))) {
+        tensors.push({ name, ...(await file.readTensor(name)) });
+        weightMap[name] = shard;
+        totalSize += file.info(name).byteLength;
+      }
+      await writeFile(join(dir, shard), encodeSafetensors(tensors));
+    }
+  } finally {
+    await file.close();
+  }
+  await writeFile(join(dir, 'diffusion_pytorch_model.safetensors.index.json'), json({ metadata: { total_size: totalSize }, weight_map: weightMap }));
+  await rm(single);
+}
+
+/** Writes the folder (its transformer in `shards` files when given); returns its path. */
+export async function makeTinyFlux(out: string, options: { readonly shards?: number } = {}): Promise<string> {
   for (const dir of ['text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'scheduler']) await mkdir(join(out, dir), { recursive: true });
   await writeFile(
     join(out, 'model_index.json'),
@@ -136,15 +167,18 @@ export async function makeTinyFlux(out: string): Promise<string> {
     }),
   );
   await writeFile(join(out, 'text_encoder_2/model.safetensors'), t5Weights());
+  if (options.shards !== undefined && options.shards > 1) await shardTransformer(out, options.shards);
   return out;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const out = process.argv[2];
-  if (!out) {
+  // An option where the folder belongs (`--help`) must not become a folder of that name.
+  if (!out || out.startsWith('-')) {
     process.stderr.write('usage: npx tsx scripts/make-tiny-flux.ts <out-dir>\n');
     process.exit(2);
   }
-  await makeTinyFlux(out);
+  const shardsAt = process.argv.indexOf('--shards');
+  await makeTinyFlux(out, { shards: shardsAt > 0 ? Number(process.argv[shardsAt + 1]) : undefined });
   process.stdout.write(`wrote ${out}\n`);
 }

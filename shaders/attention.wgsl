@@ -43,7 +43,9 @@ struct Params {
 const HEAD_DIM = {{HEAD_DIM}}u;
 const D4 = HEAD_DIM / 4u;
 // 8 vec4 of q plus 8 of the accumulator per thread keeps register use moderate at D = 128 (4 threads/row).
-const V4_PER_THREAD = min(D4, 8u);
+// Most vec4 columns of a query row one thread holds.
+const MAX_V4_PER_THREAD = 8u;
+const V4_PER_THREAD = min(D4, MAX_V4_PER_THREAD);
 const THREADS_PER_ROW = D4 / V4_PER_THREAD;
 const WG = 128u;
 const ROWS_PER_WG = WG / THREADS_PER_ROW;

@@ -8,12 +8,14 @@
 //
 // The row is rotated in workgroup memory, in chunks of CHUNK values held as vec4: butterfly stages with a
 // stride below 4 act inside a vec4 as it is loaded (rotate_vec4), the others on whole vec4s (rotate_chunk).
-// FLUX rows reach K = 15360 (60 KB), more than workgroup memory holds, so a longer row is processed twice:
-// pass 1 rotates each chunk and reduces the absmax, pass 2 rotates it again and quantizes (cheaper than a
-// round trip of the rotated row through memory). A row of one chunk is rotated once.
+// CHUNK is chosen by the host from the device's workgroup storage limit (src/kernels/convrot.ts quantChunk):
+// 3840 values under the WebGPU default of 16 KiB. FLUX rows reach K = 15360 (60 KB), more than workgroup
+// memory holds, so a longer row is processed twice: pass 1 rotates each chunk and reduces the absmax, pass 2
+// rotates it again and quantizes (cheaper than a round trip of the rotated row through memory). A row of one
+// chunk is rotated once. See docs/convrot-method.md for what is computed and why.
 //
-// bindings: 0 src      array<SRC_TYPE>  rows x cols values, (r, c) at src_offset + r * src_stride + c
-//                                       (f32, or bf16 pairs in u32 with element 2i in the low half: load_src)
+// bindings: 0 src      array<u32>       rows x cols values, (r, c) at src_offset + r * src_stride + c
+//                                       (f32 bits, or bf16 pairs with element 2i in the low half: SRC_BF16)
 //           1 packed   array<u32>       [rows, words_per_row] quantized values
 //           2 row_meta array<vec2u>     [rows] (bitcast<u32>(scale), bitcast<u32>(i32 sum of q over the row))
 //           3 params (uniform)
@@ -22,11 +24,15 @@
 //                 a multiple of GROUP and of 16; values past cols are zero)
 // grid: one workgroup per row, (rows) or split into x * y past 65535 (row = wid.x + wid.y * nwg.x);
 //       workgroup WG invocations (override).
-{{ENABLE}}
+// variants: overrides ROTATION, GROUP, BITS, QMIN, QMAX, ROTATION_SCALE, SRC_BF16, WG, CHUNK; #if SUBGROUPS
+// where the device has subgroups.
+#if SUBGROUPS
+enable subgroups;
+#endif
 
 struct Params { rows: u32, cols: u32, src_offset: u32, src_stride: u32, words_per_row: u32 }
 
-@group(0) @binding(0) var<storage, read> src: array<{{SRC_TYPE}}>;
+@group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(2) var<storage, read_write> row_meta: array<vec2u>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -34,18 +40,29 @@ struct Params { rows: u32, cols: u32, src_offset: u32, src_stride: u32, words_pe
 // Invocations per workgroup, chosen per device: on a CPU device every barrier switches between all SIMD groups
 // of the workgroup, so there it is a single SIMD group.
 override WG: u32 = 64u;
-// Values per chunk of the row in workgroup memory (16 KB): a multiple of every supported GROUP.
-const CHUNK = 4096u;
-const GROUP = {{GROUP}}u;
-const BITS = {{BITS}}u;
-const VALUES_PER_WORD = 32u / BITS;
-const VEC4_PER_WORD = VALUES_PER_WORD / 4u;
-const VALUE_MASK = (1u << BITS) - 1u;
-const QMIN = {{QMIN}}.0;
-const QMAX = {{QMAX}}.0;
-// f32(1 / sqrt(GROUP)) exactly as the CPU reference rounds it, applied once after all butterfly stages
-// (1.0 for the identity rotation).
-const ROTATION_SCALE = bitcast<f32>({{ROTATION_SCALE_BITS}}u);
+// Values per chunk of the row in workgroup memory: a multiple of GROUP and of 4 * VALUES_PER_WORD, within
+// the device's workgroup storage (the host chooses it).
+override CHUNK: u32;
+// The rotation: REGULAR (radix-4 Hadamard, ConvRot's), SYLVESTER (radix-2 Walsh, ablation) or NONE.
+const NONE = 0u;
+const REGULAR = 1u;
+const SYLVESTER = 2u;
+override ROTATION: u32;
+// Rotation group size N0 (a power of 4 for REGULAR, of 2 for SYLVESTER).
+override GROUP: u32;
+// Bits per quantized value (4 or 8).
+override BITS: u32;
+override VALUES_PER_WORD = 32u / BITS;
+override VEC4_PER_WORD = VALUES_PER_WORD / 4u;
+override VALUE_MASK = (1u << BITS) - 1u;
+// The clamp range: [-8, 7] / [-127, 127] for activations, [-7, 7] / [-127, 127] for weights.
+override QMIN: f32;
+override QMAX: f32;
+// f32(1 / sqrt(GROUP)) exactly as the CPU reference rounds it (src/format/rotation.ts rotationScale), applied
+// once after all butterfly stages (1.0 for the identity rotation).
+override ROTATION_SCALE: f32;
+// The source holds bf16 checkpoint weights (two per word) instead of f32.
+override SRC_BF16: bool = false;
 // Smallest normal f32 (2^-126): an all-zero row gets a finite scale and quantizes to q = 0.
 const SCALE_FLOOR = 1.17549435e-38;
 // f32 mantissa: 23 stored bits below an implicit leading one.
@@ -57,11 +74,90 @@ var<workgroup> chunk: array<vec4f, CHUNK / 4u>;
 var<workgroup> row_max: atomic<u32>;
 var<workgroup> row_sum: atomic<i32>;
 
-{{LOAD_SRC}}
+#include "bf16"
 
-{{ROTATE}}
+fn load_src(i: u32) -> f32 {
+  if (SRC_BF16) { return bf16_at(src[i >> 1u], i); }
+  return bitcast<f32>(src[i]);
+}
 
-{{REDUCE}}
+// Radix-4 stages at strides s = 1, 4, ..., GROUP / 4: each quadruple (x0, x1, x2, x3) at i0 + (0, 1, 2, 3) * s
+// becomes y_i = S - 2 x_{3-i} with S = (x0 + x1) + (x2 + x3). Stride 1 is the quadruple of a vec4.
+fn regular_vec4(v: vec4f) -> vec4f {
+  let sum = (v.x + v.y) + (v.z + v.w);
+  return vec4f(sum) - 2.0 * v.wzyx;
+}
+
+// Strides 4, 16, ... are 1, 4, ... vec4s: quadruples of vec4s at i0 + (0, 1, 2, 3) * s, s in vec4s. A block of
+// 4 strides lies inside one group.
+fn regular_chunk(len4: u32, li: u32) {
+  for (var shift = 0u; (4u << shift) < GROUP; shift += 2u) {
+    let s = 1u << shift;
+    for (var q = li; q < len4 / 4u; q += WG) {
+      let i0 = ((q >> shift) << (shift + 2u)) | (q & (s - 1u));
+      let x0 = chunk[i0];
+      let x1 = chunk[i0 + s];
+      let x2 = chunk[i0 + 2u * s];
+      let x3 = chunk[i0 + 3u * s];
+      let sum = (x0 + x1) + (x2 + x3);
+      chunk[i0] = sum - 2.0 * x3;
+      chunk[i0 + s] = sum - 2.0 * x2;
+      chunk[i0 + 2u * s] = sum - 2.0 * x1;
+      chunk[i0 + 3u * s] = sum - 2.0 * x0;
+    }
+    workgroupBarrier();
+  }
+}
+
+// Radix-2 stages at strides h = 1, 2, ..., GROUP / 2: each pair (a, b) at (i, i + h) becomes (a + b, a - b).
+// Strides 1 and 2 pair the values of a vec4: (x, y), (z, w), then (x, z), (y, w).
+fn sylvester_vec4(v: vec4f) -> vec4f {
+  let a = vec4f(v.x + v.y, v.x - v.y, v.z + v.w, v.z - v.w);
+  if (GROUP < 4u) { return a; }
+  return vec4f(a.x + a.z, a.y + a.w, a.x - a.z, a.y - a.w);
+}
+
+// Strides 4, 8, ... are 1, 2, ... vec4s.
+fn sylvester_chunk(len4: u32, li: u32) {
+  for (var shift = 0u; (4u << shift) < GROUP; shift++) {
+    let h = 1u << shift;
+    for (var q = li; q < len4 / 2u; q += WG) {
+      let i = ((q >> shift) << (shift + 1u)) | (q & (h - 1u));
+      let a = chunk[i];
+      let b = chunk[i + h];
+      chunk[i] = a + b;
+      chunk[i + h] = a - b;
+    }
+    workgroupBarrier();
+  }
+}
+
+// ROTATION is an override, so each pipeline keeps one of these branches (NONE only pads: plain round-to-nearest).
+fn rotate_vec4(v: vec4f) -> vec4f {
+  if (ROTATION == REGULAR) { return regular_vec4(v); }
+  if (ROTATION == SYLVESTER) { return sylvester_vec4(v); }
+  return v;
+}
+
+fn rotate_chunk(len4: u32, li: u32) {
+  if (ROTATION == REGULAR) { regular_chunk(len4, li); }
+  if (ROTATION == SYLVESTER) { sylvester_chunk(len4, li); }
+}
+
+// Row reductions into the workgroup atomics: per subgroup first where the device has subgroups.
+#if SUBGROUPS
+fn publish_max(m: f32) {
+  let subgroup_max = subgroupMax(m);
+  if (subgroupElect()) { atomicMax(&row_max, bitcast<u32>(subgroup_max)); }
+}
+fn publish_sum(s: i32) {
+  let subgroup_sum = subgroupAdd(s);
+  if (subgroupElect()) { atomicAdd(&row_sum, subgroup_sum); }
+}
+#else
+fn publish_max(m: f32) { atomicMax(&row_max, bitcast<u32>(m)); }
+fn publish_sum(s: i32) { atomicAdd(&row_sum, s); }
+#endif
 
 // The scale max(absmax / QMAX, SCALE_FLOOR), the quotient rounded to nearest even like the CPU's f32 division.
 // WGSL only bounds f32 division to 2.5 ULP (compilers turn a division by a constant into a multiplication by

@@ -67,18 +67,10 @@ const SILU = 2u;
 const QUICK_GELU = 3u;
 override ACTIVATION: u32 = IDENTITY;
 
-// sqrt(2 / pi) and the cubic coefficient of the tanh approximation of GELU.
-const GELU_SCALE = 0.7978845608028654;
-const GELU_CUBIC = 0.044715;
-// tanh(10) rounds to 1 in f32; clamping there keeps exp-based tanh implementations from overflowing.
-const TANH_SATURATION = 10.0;
 // exp(80) is finite in f32, and below x = -80 silu(x) is below 1e-33: clamping avoids an infinite exp.
 const EXP_ARGUMENT_LIMIT = 80.0;
 
-fn gelu_tanh(v: f32) -> f32 {
-  let u = GELU_SCALE * (v + GELU_CUBIC * v * v * v);
-  return 0.5 * v * (1.0 + tanh(clamp(u, -TANH_SATURATION, TANH_SATURATION)));
-}
+#include "gelu"
 
 fn silu(v: f32) -> f32 {
   return v / (1.0 + exp(min(-v, EXP_ARGUMENT_LIMIT)));

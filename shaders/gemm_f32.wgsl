@@ -3,17 +3,17 @@
 // The float path of every linear and the baseline the integer GEMMs are measured against.
 //
 // bindings: 0 x    array<f32>           M rows of K at x_offset + row * x_stride
-//           1 w    W_TYPE     [N, K]    (f32, or bf16 pairs packed in u32, see load_w)
+//           1 w    array<u32> [N, K]    f32 bits, or bf16 pairs (W_BF16; element 2i in the low half of word i)
 //           2 bias array<f32> [N]       (read only when has_bias = 1)
-//           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a block of a wider matrix)
+//           3 y    array<f32>           M rows of N at y_offset + row * y_stride (a view of a wider matrix)
 //           4 params (uniform)
 // uniforms (elements): m, k, n, has_bias, x_offset, x_stride, y_offset, y_stride, accumulate
-// grid: (ceil(N / BN), ceil(M / BM)); workgroup 4 x 4, each invocation computes a TM x TN = 16 x 16 tile of y.
+// grid: (ceil(N / BN), ceil(M / BM)), BM = TM * WG_Y, BN = TN * WG_X; workgroup WG_X x WG_Y, each invocation computes a TM x TN = 16 x 16 tile of y.
 
 struct Params { m: u32, k: u32, n: u32, has_bias: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<{{W_TYPE}}>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
@@ -36,7 +36,19 @@ const QUADS = BK / 4u;
 var<workgroup> xs: array<vec4f, BM * QUADS>;
 var<workgroup> ws: array<vec4f, BN * QUADS>;
 
-{{LOAD_W}}
+// bf16 weights stay 16-bit on the GPU: half the memory of f32.
+override W_BF16: bool = false;
+
+#include "bf16"
+
+fn load_w(row: u32, col: u32) -> f32 {
+  if (row < p.n && col < p.k) {
+    let e = row * p.k + col;
+    if (W_BF16) { return bf16_at(w[e >> 1u], e); }
+    return bitcast<f32>(w[e]);
+  }
+  return 0.0;
+}
 
 fn load_x(row: u32, col: u32) -> f32 {
   if (row < p.m && col < p.k) { return x[p.x_offset + row * p.x_stride + col]; }

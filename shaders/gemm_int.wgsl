@@ -1,9 +1,9 @@
 // gemm_int: the integer GEMM of a ConvRot linear layer, on packed operands written by convrot_quant:
 //   acc[t, o] = sum_k qx[t, k] * qw[o, k]                 exact, i32
 //   v[t, o]   = (s_x[t] * s_w[o]) * f32(acc[t, o]) + bias[o]   f32, in this order (as dequantRef)
-//   y         = epilogue(v)                               (store, GELU-tanh, or gated residual add)
-// MAC chooses how packed words are multiplied (INT4 or INT8; dot4 built-ins or plain integer math), EPILOGUE
-// writes v. Every MAC sums the products of u = q + OFFSET (unsigned, 0..2^BITS - 1); with the row sums of q,
+// How packed words are multiplied is chosen at compile time (#if INT4, #if DOT4: the dot4 built-ins or plain
+// integer math). Every path sums the products of u = q + OFFSET
+// (unsigned, 0..2^BITS - 1); with the row sums of q,
 //   sum_k u_x u_w = acc + OFFSET * (sum_k qx + sum_k qw) + OFFSET^2 * K     over the padded K.
 //
 // bindings: 0 xq     array<vec4u> [M, kv]  packed activations, kv = words per row / 4
@@ -11,15 +11,13 @@
 //           2 wq     array<vec4u> [N, kv]  packed weights
 //           3 w_meta array<vec2u> [N]      (bitcast<u32>(s_w), bitcast<u32>(sum_k qw)) per output channel
 //           4 bias   array<f32>   [N]      (read only when has_bias = 1)
-//           5 y      array<f32>            (t, o) at y_offset + t * y_stride + o (a block of a wider matrix)
-//           6 gate   array<f32>            gated residual only: gate[o] = gate[gate_offset + o]
-//           PARAMS_BINDING params (uniform): 6, or 7 with a gate
-// uniforms (u32): m, n, kv, k_len (padded K = kv * 4 * values per word), has_bias, y_offset, y_stride (elements),
-//                 gate_offset (elements; gated residual only)
+//           5 y      array<f32>            (t, o) at y_offset + t * y_stride + o (a view of a wider matrix)
+//           6 params (uniform)
+// uniforms (u32): m, n, kv, k_len (padded K = kv * 4 * values per word), has_bias, y_offset, y_stride (elements)
 // grid: (ceil(N / (TN * WG_X)), ceil(M / (TM * WG_Y))); workgroup WG_X x WG_Y; every invocation computes a tile
 //       of TM = 16 tokens x TN = 16 channels, straight from storage (no workgroup memory, no barriers).
 
-struct Params { m: u32, n: u32, kv: u32, k_len: u32, has_bias: u32, y_offset: u32, y_stride: u32, gate_offset: u32 }
+struct Params { m: u32, n: u32, kv: u32, k_len: u32, has_bias: u32, y_offset: u32, y_stride: u32 }
 
 @group(0) @binding(0) var<storage, read> xq: array<vec4u>;
 @group(0) @binding(1) var<storage, read> x_meta: array<vec2u>;
@@ -27,7 +25,7 @@ struct Params { m: u32, n: u32, kv: u32, k_len: u32, has_bias: u32, y_offset: u3
 @group(0) @binding(3) var<storage, read> w_meta: array<vec2u>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding({{PARAMS_BINDING}}) var<uniform> p: Params;
+@group(0) @binding(6) var<uniform> p: Params;
 
 // Tile of one invocation, 16 tokens x 16 channels: TM + TN packed vec4 loads feed TM * TN * 32 products. On CPU
 // devices (SwiftShader) the per-lane loads cost about ten integer operations each, and smaller tiles measured
@@ -41,16 +39,13 @@ const WG_Y = 2u;
 // 16-bit fields of the INT4 SWAR partials hold at most 32 words of products (see MAC).
 const FLUSH_VEC4 = 8u;
 
-const BITS = {{BITS}}u;
+// Bits per quantized value: 4 (#if INT4) or 8.
+override BITS: u32;
 // The unsigned offset of the quantized values: u = q + OFFSET.
-const OFFSET = 1i << (BITS - 1u);
+override OFFSET: i32 = 1i << (BITS - 1u);
 
-// One packed word (or a part of it, after MAC's part()) of each of 16 rows: rows 4i .. 4i + 3 in element i.
+// One packed word (or a part of it, after part()) of each of 16 rows: rows 4i .. 4i + 3 in element i.
 alias Words = array<vec4u, 4>;
-
-{{MAC}}
-
-{{EPILOGUE}}
 
 // The tile's partial sums of u_x u_w: a[16 * c + r] holds channels 4c .. 4c + 3 of token r.
 alias Tile = array<vec4u, TM * TN / 4u>;
@@ -75,6 +70,87 @@ fn mac_part(a: Tile, f: Words, g: Words) -> Tile {
               a[56] + mac(f[2].x, g[3]), a[57] + mac(f[2].y, g[3]), a[58] + mac(f[2].z, g[3]), a[59] + mac(f[2].w, g[3]),
               a[60] + mac(f[3].x, g[3]), a[61] + mac(f[3].y, g[3]), a[62] + mac(f[3].z, g[3]), a[63] + mac(f[3].w, g[3]));
 }
+
+// How packed words are multiplied. Every path multiplies the unsigned u = q + 2^(bits - 1) (q XOR the sign bit
+// of each field), so the GEMM only needs unsigned arithmetic, which CPU devices run 2 to 4x faster than
+// signed; the dequantization removes the offsets with the row sums of q. A word splits into parts (part, then next
+// for the following one); mac multiplies a token's part by 4 channels' parts into u32 partial sums; mac_word
+// runs every part of a word through mac_part; to_total turns a flushed partial into its exact i32 value.
+#if INT4
+const TO_UNSIGNED = vec4u(0x88888888u);
+fn unsigned(w: Words) -> Words { return Words(w[0] ^ TO_UNSIGNED, w[1] ^ TO_UNSIGNED, w[2] ^ TO_UNSIGNED, w[3] ^ TO_UNSIGNED); }
+fn next(w: Words) -> Words { return Words(w[0] >> vec4u(4u), w[1] >> vec4u(4u), w[2] >> vec4u(4u), w[3] >> vec4u(4u)); }
+#if DOT4
+// The even and the odd nibbles of a word are 4 unsigned bytes each. The two parts go through a loop, not
+// inlined like the others: SwiftShader's JIT crashes on a block with the 2048 dot4 emulations of four inlined
+// words (CPU devices take the plain path anyway, see prefersDot4 in src/kernels/convrot.ts).
+const BYTE_NIBBLES = vec4u(0x0f0f0f0fu);
+fn part(w: Words) -> Words { return Words(w[0] & BYTE_NIBBLES, w[1] & BYTE_NIBBLES, w[2] & BYTE_NIBBLES, w[3] & BYTE_NIBBLES); }
+fn mac(f: u32, g: vec4u) -> vec4u {
+  return vec4u(dot4U8Packed(f, g.x), dot4U8Packed(f, g.y), dot4U8Packed(f, g.z), dot4U8Packed(f, g.w));
+}
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
+  var t = a;
+  var ux = unsigned(x);
+  var uw = unsigned(w);
+  for (var nibble = 0u; nibble < 2u; nibble++) {
+    t = mac_part(t, part(ux), part(uw));
+    ux = next(ux);
+    uw = next(uw);
+  }
+  return t;
+}
+fn to_total(s: vec4u) -> vec4i { return vec4i(s); }
+#else
+// SIMD within a register: two 16-bit fields per u32. For unsigned a0, a1, b0, b1 < 2^8,
+// (a0 + a1 * 2^16) * (b1 + b0 * 2^16) mod 2^32 has a0 * b0 + a1 * b1 in its top 16 bits (a0 * b1 < 2^16 below
+// them never carries). Part j pairs nibbles j and j + 4 of a word as (low, high) fields; the weight word is
+// turned by 16 bits first, so its fields come swapped and each multiply-add sums 2 of the 8 products u_x * u_w
+// of the word. On CPU devices (no native dot4) this beats both the emulated dot4 built-ins and one product per
+// multiply. A word adds at most 4 * 2 * 225 = 1800 to the top field and 4 * 225 = 900 to the low one, so 32
+// words fit (FLUSH_VEC4).
+const FIELD_MASK = vec4u(0x000f000fu);
+fn turn(v: vec4u) -> vec4u { return (v << vec4u(16u)) | (v >> vec4u(16u)); }
+fn turned(w: Words) -> Words { return Words(turn(w[0]), turn(w[1]), turn(w[2]), turn(w[3])); }
+fn part(w: Words) -> Words { return Words(w[0] & FIELD_MASK, w[1] & FIELD_MASK, w[2] & FIELD_MASK, w[3] & FIELD_MASK); }
+fn mac(f: u32, g: vec4u) -> vec4u { return f * g; }
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
+  let x0 = unsigned(x);
+  let w0 = turned(unsigned(w));
+  let x1 = next(x0);
+  let w1 = next(w0);
+  let x2 = next(x1);
+  let w2 = next(w1);
+  let t = mac_part(mac_part(mac_part(a, part(x0), part(w0)), part(x1), part(w1)), part(x2), part(w2));
+  return mac_part(t, part(next(x2)), part(next(w2)));
+}
+fn to_total(s: vec4u) -> vec4i { return vec4i(s >> vec4u(16u)); }
+#endif
+#else
+#if DOT4
+const TO_UNSIGNED = vec4u(0x80808080u);
+fn unsigned(w: Words) -> Words { return Words(w[0] ^ TO_UNSIGNED, w[1] ^ TO_UNSIGNED, w[2] ^ TO_UNSIGNED, w[3] ^ TO_UNSIGNED); }
+fn mac(f: u32, g: vec4u) -> vec4u {
+  return vec4u(dot4U8Packed(f, g.x), dot4U8Packed(f, g.y), dot4U8Packed(f, g.z), dot4U8Packed(f, g.w));
+}
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile { return mac_part(a, unsigned(x), unsigned(w)); }
+#else
+// One multiply-add per product of the bytes u = q + 128; 32 words add at most 128 * 255^2 < 2^31.
+fn next(w: Words) -> Words { return Words(w[0] >> vec4u(8u), w[1] >> vec4u(8u), w[2] >> vec4u(8u), w[3] >> vec4u(8u)); }
+fn byte_u(v: vec4u) -> vec4u { return (v & vec4u(0xffu)) ^ vec4u(0x80u); }
+fn part(w: Words) -> Words { return Words(byte_u(w[0]), byte_u(w[1]), byte_u(w[2]), byte_u(w[3])); }
+fn mac(f: u32, g: vec4u) -> vec4u { return f * g; }
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
+  let x1 = next(x);
+  let w1 = next(w);
+  let x2 = next(x1);
+  let w2 = next(w1);
+  let t = mac_part(mac_part(mac_part(a, part(x), part(w)), part(x1), part(w1)), part(x2), part(w2));
+  return mac_part(t, part(next(x2)), part(next(w2)));
+}
+#endif
+fn to_total(s: vec4u) -> vec4i { return vec4i(s); }
+#endif
 
 // Word i (0..3) of each of the 16 vec4 words loaded for the tile's rows, regrouped as Words.
 fn column(words: array<vec4u, 16>, i: u32) -> Words {
@@ -129,7 +205,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       let acc = raw - OFFSET * (bitcast<i32>(xm.y) + bitcast<i32>(wm.y)) - OFFSET * OFFSET * i32(p.k_len);
       var v = (bitcast<f32>(xm.x) * bitcast<f32>(wm.x)) * f32(acc);
       if (p.has_bias != 0u) { v += bias[o]; }
-      store(t, o, v);
+      y[p.y_offset + t * p.y_stride + o] = v;
     }
   }
 }

@@ -9,6 +9,7 @@ export type FluxErrorCode =
   | 'shader-compilation'
   | 'device-lost'
   | 'limit-exceeded'
+  | 'quota-exceeded'
   | 'bad-format'
   | 'unsupported-dtype'
   | 'bad-shape'

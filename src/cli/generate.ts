@@ -1,12 +1,11 @@
 /** `generate`: prompt → PNG with a FLUX folder, a progress bar (phase, step i/N, ETA) on a terminal. */
 import { writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
-import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
 import { FluxPipeline, type PipelineProgress } from '../pipeline/flux-pipeline.ts';
 import { encodePng } from '../pipeline/image.ts';
 import { UsageError, type Command, type ParsedArgs } from './args.ts';
 import { requiredFlag } from './decode.ts';
-import { oneOf } from './forward.ts';
+import { presetFlag } from './forward.ts';
 import { progressLine } from './gpu.ts';
 
 function optionalNumber(values: ParsedArgs['values'], flag: string, integer: boolean): number | undefined {
@@ -51,13 +50,14 @@ function progressReporter(): { onProgress: (p: PipelineProgress) => void; stop: 
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'generate an image from a prompt with a FLUX folder and write a PNG',
-  usage: 'generate --model <folder> --prompt <text> [--negative-prompt <text>] [--true-cfg S] [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision fp32|w8a8|w4a4|mixed] --out <x.png>',
+  usage: 'generate --model <folder> --prompt <text> [--negative-prompt <text>] [--true-cfg S] [--steps N] [--seed S] [--width W] [--height H] [--guidance G] [--precision float|w8a8|w4a4|mixed] --out <x.png>',
   details: [
     'The model is a diffusers FLUX folder (model_index.json, transformer/, text_encoder/, text_encoder_2/, tokenizer/,',
     'tokenizer_2/, vae/, scheduler/). Defaults come from the model: schnell 4 steps without guidance, dev 28 steps with',
     'guidance 3.5, 1024x1024; a generation_defaults.json in the folder overrides them (the demo model public/models/flux-demo:',
     '64x64, 8 steps, true CFG 3 with the empty negative prompt). Sizes are multiples of 16.',
-    'The PNG carries prompt, seed, steps, guidance, size, precision and model as text metadata.',
+    'The PNG carries prompt, seed, steps, guidance, size, precision and model as text metadata. --precision defaults to',
+    'mixed; a packed model (flux-w4a4 quantize) loads at the precision it was quantized at.',
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -69,7 +69,7 @@ export const generateCommand: Command = {
     width: { type: 'string' },
     height: { type: 'string' },
     guidance: { type: 'string' },
-    precision: { type: 'string', default: 'mixed' },
+    precision: { type: 'string' },
     out: { type: 'string' },
   },
   positionals: { min: 0, max: 0 },
@@ -77,7 +77,9 @@ export const generateCommand: Command = {
     const model = requiredFlag(values, 'model');
     const prompt = requiredFlag(values, 'prompt');
     const out = requiredFlag(values, 'out');
-    const precision = oneOf('precision', String(values.precision), PRECISION_PRESETS) as PrecisionPreset;
+    // Unset: mixed for a source model, a packed model's own precision.
+    const precision = values.precision === undefined ? undefined : presetFlag(String(values.precision));
+    const precisionLabel = precision ?? 'default';
     const options = {
       prompt,
       negativePrompt: values['negative-prompt'] as string | undefined,
@@ -91,7 +93,7 @@ export const generateCommand: Command = {
     const loadStart = performance.now();
     const pipe = await FluxPipeline.load(model, { precision, onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
     try {
-      progressLine(`loaded ${pipe.name} (${precision}) in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`, true);
+      progressLine(`loaded ${pipe.name} (${precisionLabel}) in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`, true);
       const reporter = progressReporter();
       let result;
       try {
@@ -106,7 +108,7 @@ export const generateCommand: Command = {
         guidance: result.guidance ?? 'none',
         'true cfg': result.trueCfgScale,
         size: `${result.width}x${result.height}`,
-        precision,
+        precision: precisionLabel,
         model: pipe.name,
         software: 'flux-w4a4',
       };

@@ -10,6 +10,7 @@ import { decodeCommand } from './decode.ts';
 import { forwardCommand } from './forward.ts';
 import { generateCommand } from './generate.ts';
 import { infoCommand } from './info.ts';
+import { quantizeCommand } from './quantize.ts';
 import { reportCommand } from './report.ts';
 import { sampleCommand } from './sample.ts';
 import { smoothCommand } from './smooth.ts';
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   decodeCommand,
   sampleCommand,
   generateCommand,
+  quantizeCommand,
   benchCommand,
   calibrateCommand,
   smoothCommand,

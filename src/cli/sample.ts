@@ -1,7 +1,6 @@
 /** `sample`: a whole denoising run from reference-style inputs (noise, text states), then the VAE decode. */
 import { writeFile } from 'node:fs/promises';
 import { FluxError } from '../errors.ts';
-import { PRECISION_PRESETS, type PrecisionPreset } from '../model/precision.ts';
 import { loadTransformer, openTransformerCheckpoint } from '../pipeline/load.ts';
 import { loadVaeDecoder } from '../pipeline/load-vae.ts';
 import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, unpackLatent } from '../pipeline/sampler.ts';
@@ -10,7 +9,7 @@ import { encodeSafetensors } from '../weights/safetensors-writer.ts';
 import { openCheckpoint } from '../weights/safetensors.ts';
 import { UsageError, type Command } from './args.ts';
 import { requiredFlag, readLatent } from './decode.ts';
-import { asBytes, oneOf } from './forward.ts';
+import { asBytes, presetFlag } from './forward.ts';
 import { readInput } from './inputs.ts';
 import { progressLine, withGpu } from './gpu.ts';
 
@@ -19,12 +18,12 @@ export const sampleCommand: Command = {
   summary: 'run the Euler sampler over the transformer from given noise and text states, then decode',
   usage:
     'sample --model <file|folder> [--config config.json] --vae <file|folder> [--vae-config vae_config.json] --inputs <in.safetensors> ' +
-    '--out <out.safetensors> --steps N [--shift|--no-shift] [--guidance G] [--precision fp32|w8a8|w4a4|mixed]',
+    '--out <out.safetensors> --steps N [--shift|--no-shift] [--guidance G] [--precision float|w8a8|w4a4|mixed]',
   details: [
     'Reads `noise` [1, 16, h, w], `txt`, `y` and, when present, `txt_ids` and `img_ids`; writes the denoised',
     '`latent` [1, 16, h, w], the unclamped `image` [1, 3, 8h, 8w] and the `timesteps` used. The schedule is shifted',
     '(mu from the image token count) unless --no-shift; --shift is the default for guidance-distilled (dev) models.',
-    '--guidance defaults to 3.5 for dev models. --precision defaults to fp32.',
+    '--guidance defaults to 3.5 for dev models. --precision defaults to float (fp32, its old name, is accepted).',
   ].join('\n'),
   options: {
     model: { type: 'string' },
@@ -37,7 +36,7 @@ export const sampleCommand: Command = {
     shift: { type: 'boolean' },
     'no-shift': { type: 'boolean' },
     guidance: { type: 'string' },
-    precision: { type: 'string', default: 'fp32' },
+    precision: { type: 'string', default: 'float' },
   },
   positionals: { min: 0, max: 0 },
   async run({ values }) {
@@ -48,7 +47,7 @@ export const sampleCommand: Command = {
     if (values.shift && values['no-shift']) throw new UsageError('--shift and --no-shift exclude each other');
     const guidance = values.guidance === undefined ? undefined : Number(values.guidance);
     if (guidance !== undefined && !Number.isFinite(guidance)) throw new UsageError(`--guidance must be a number (got "${String(values.guidance)}")`);
-    const preset = oneOf('precision', String(values.precision), PRECISION_PRESETS) as PrecisionPreset;
+    const preset = presetFlag(String(values.precision));
 
     const { z: noise, channels, h, w } = await readLatent(inputsPath, 'noise');
     const file = await openCheckpoint(inputsPath);

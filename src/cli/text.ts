@@ -2,7 +2,8 @@
 import { writeFile } from 'node:fs/promises';
 import { FluxError } from '../errors.ts';
 import { formatBytes } from '../gpu/buffers.ts';
-import { TEXT_PRECISION_PRESETS, type TextPrecisionPreset } from '../model/text-precision.ts';
+import { LEGACY_FLOAT_PRESET } from '../model/precision.ts';
+import { TEXT_PRECISION_PRESETS, type TextPrecisionPresetName } from '../model/text-precision.ts';
 import { TextEncoders, type TextEncoderIds } from '../pipeline/text-encoders.ts';
 import { TextTokenizer } from '../text/tokenizers.ts';
 import { encodeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.ts';
@@ -85,7 +86,7 @@ export const encodeCommand: Command = {
   summary: 'run the T5 and CLIP text encoders on the GPU and write their outputs',
   usage:
     'encode [--t5 <dir>] [--clip <dir>] (--inputs <in.safetensors> | --prompt <text> [--t5-tokenizer <dir>] [--clip-tokenizer <dir>] [--t5-length N]) ' +
-    '--out <out.safetensors> [--precision fp32|w8a8|w4a4]',
+    '--out <out.safetensors> [--precision float|w8a8|w4a4]',
   details: [
     'Each encoder folder holds config.json and model.safetensors (or shards with an index). --inputs holds',
     't5_input_ids and/or clip_input_ids (I64 or I32, [1, L]); with --prompt the ids come from the tokenizers. The',
@@ -114,10 +115,11 @@ export const encodeCommand: Command = {
     if (!t5 && !clip) throw new UsageError('give --t5 and/or --clip');
     if ((inputs === undefined) === (prompt === undefined)) throw new UsageError('give either --inputs or --prompt');
     const precisionText = stringFlag(values, 'precision', false);
-    if (precisionText !== undefined && !(TEXT_PRECISION_PRESETS as readonly string[]).includes(precisionText)) {
-      throw new UsageError(`--precision must be one of ${TEXT_PRECISION_PRESETS.join(', ')} (got "${precisionText}")`);
+    const accepted: readonly string[] = [...TEXT_PRECISION_PRESETS, LEGACY_FLOAT_PRESET];
+    if (precisionText !== undefined && !accepted.includes(precisionText)) {
+      throw new UsageError(`--precision must be one of ${TEXT_PRECISION_PRESETS.join(', ')} (or ${LEGACY_FLOAT_PRESET}, the old name of float; got "${precisionText}")`);
     }
-    const precision = precisionText as TextPrecisionPreset | undefined;
+    const precision = precisionText as TextPrecisionPresetName | undefined;
     const t5Tokenizer = stringFlag(values, 't5-tokenizer', false);
     const clipTokenizer = stringFlag(values, 'clip-tokenizer', false);
     if (prompt !== undefined) {
@@ -150,7 +152,7 @@ export const encodeCommand: Command = {
         if (result.t5Hidden) tensors.push(f32Tensor('t5_hidden', [1, run.t5!.length, result.t5Hidden.length / run.t5!.length], result.t5Hidden));
         if (result.clipHidden) tensors.push(f32Tensor('clip_hidden', [1, run.clip!.length, result.clipHidden.length / run.clip!.length], result.clipHidden));
         if (result.clipPooled) tensors.push(f32Tensor('clip_pooled', [1, result.clipPooled.length], result.clipPooled));
-        await writeFile(out, encodeSafetensors(tensors, { precision: precision ?? 'default (clip fp32, t5 w8a8)' }));
+        await writeFile(out, encodeSafetensors(tensors, { precision: precision ?? 'default (clip float, t5 w8a8)' }));
         progressLine(`encoded in ${((performance.now() - encodeStart) / 1000).toFixed(2)} s; wrote ${tensors.map((t) => t.name).join(', ')} to ${out}`, true);
       } finally {
         encoders.destroy();

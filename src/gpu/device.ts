@@ -30,6 +30,11 @@ export interface GpuContextOptions {
   disable?: ReadonlyArray<keyof GpuCaps>;
   /** Called once if the device is lost after creation (driver reset, out of memory, destroy()). */
   onLost?: (error: FluxError) => void;
+  /**
+   * Caps on the limits we otherwise raise to the adapter's maximum (e.g. the WebGPU defaults, to test the
+   * variants kernels pick for adapters that offer no more).
+   */
+  limits?: Readonly<Partial<Record<RaisedLimit, number>>>;
 }
 
 /** The optional features we ask for, when the adapter offers them. */
@@ -51,6 +56,7 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
   'maxStorageBuffersPerShaderStage',
 ] as const;
+export type RaisedLimit = (typeof RAISED_LIMITS)[number];
 
 export class GpuContext {
   readonly pipelines: PipelineCache;
@@ -106,7 +112,7 @@ export class GpuContext {
       if (adapter.features.has(feature) && !disabled.has(cap)) requiredFeatures.push(feature);
     }
     const requiredLimits: Record<string, number> = {};
-    for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+    for (const name of RAISED_LIMITS) requiredLimits[name] = Math.min(adapter.limits[name], options.limits?.[name] ?? Infinity);
 
     let device: GPUDevice;
     try {

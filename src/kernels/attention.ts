@@ -5,13 +5,10 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from './block.ts';
+import { viewLayout, type MatrixView } from './matrix-view.ts';
+import { shaderConstant, shaderConstants } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in the shader). */
-const WORKGROUP = 128;
-/** Most query rows' vec4 columns one invocation holds (V4_PER_THREAD in the shader). */
-const MAX_VEC4_PER_THREAD = 8;
 /** Workgroup storage we allow ourselves: 16 KiB is the WebGPU default limit and leaves room for occupancy. */
 const STORAGE_BUDGET = 16 * 1024;
 const F32_BYTES = 4;
@@ -32,7 +29,7 @@ export interface AttentionArgs {
    * a wider tensor (the single block writes the first hidden columns of concat(attention, mlp)). Its column
    * offset and row stride must be multiples of 4; not in the qkv buffer.
    */
-  readonly out: Block;
+  readonly out: MatrixView;
   /** Multiplies q·k; default 1/√headDim (T5 uses 1). */
   readonly scale?: number;
   /** Mask keys after each query (CLIP's text model). */
@@ -44,10 +41,10 @@ export interface AttentionArgs {
   readonly offsetBias?: GpuTensor;
 }
 
-/** Keys per K/V tile: K and V tiles (keys × headDim each) plus the partial scores (keys × WORKGROUP) must fit. */
+/** Keys per K/V tile: K and V tiles (keys × headDim each) plus the partial scores (keys × WG of the shader) must fit. */
 export function attentionKeysPerTile(headDim: number, maxWorkgroupStorage: number): number {
   const budget = Math.min(STORAGE_BUDGET, maxWorkgroupStorage);
-  return Math.floor(budget / (F32_BYTES * (2 * headDim + WORKGROUP)));
+  return Math.floor(budget / (F32_BYTES * (2 * headDim + shaderConstant('attention', 'WG'))));
 }
 
 /** out = softmax(scale·q·kᵀ + bias [masked])·v for every head over all rows (text and image rows alike). */
@@ -58,14 +55,15 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
   }
   const [rows, rowStride] = a.qkv.shape as [number, number];
   const d4 = headDim / VEC4;
-  if (!Number.isInteger(heads) || heads < 1 || !Number.isInteger(d4) || d4 < 1 || (d4 > MAX_VEC4_PER_THREAD && d4 % MAX_VEC4_PER_THREAD !== 0)) {
+  const { WG, MAX_V4_PER_THREAD } = shaderConstants('attention') as Record<'WG' | 'MAX_V4_PER_THREAD', number>;
+  if (!Number.isInteger(heads) || heads < 1 || !Number.isInteger(d4) || d4 < 1 || (d4 > MAX_V4_PER_THREAD && d4 % MAX_V4_PER_THREAD !== 0)) {
     throw new FluxError('bad-argument', `attention: ${heads} heads × ${headDim} dims (head dim must be a multiple of 4, and of 32 above 32)`);
   }
   const hidden = heads * headDim;
   if (rowStride < 3 * hidden || rowStride % VEC4 !== 0) {
     throw new FluxError('bad-shape', `attention: qkv rows of ${rowStride} must hold q, k and v (${3 * hidden}) and be a multiple of 4`);
   }
-  const out = blockLayout(a.out, 'attention out');
+  const out = viewLayout(a.out, 'attention out');
   if (out.rows !== rows || out.cols !== hidden) throw new FluxError('bad-shape', `attention: out is ${out.rows} × ${out.cols}, expected ${rows} × ${hidden}`);
   if (out.offset % VEC4 !== 0 || out.stride % VEC4 !== 0) {
     throw new FluxError('bad-shape', `attention: out column offset and row stride (${out.offset}, ${out.stride}) must be multiples of 4`);
@@ -82,7 +80,7 @@ export async function attention(batch: CommandBatch, a: AttentionArgs): Promise<
   if (rows === 0) return;
 
   const pipeline = await pipelineFor(batch.ctx, { name: 'attention', defines: { HEAD_DIM: headDim, KEYS_PER_TILE: keysPerTile } });
-  const rowsPerWorkgroup = WORKGROUP / (d4 / Math.min(d4, MAX_VEC4_PER_THREAD));
+  const rowsPerWorkgroup = WG / (d4 / Math.min(d4, MAX_V4_PER_THREAD));
   const uniforms = packUniforms([
     rows,
     rowStride / VEC4,

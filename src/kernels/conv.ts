@@ -7,11 +7,10 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { linearF32 } from './gemm.ts';
+import { floatGemm } from './gemm.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in the shader). */
-const WORKGROUP = 256;
 
 export type ConvKernelSize = 1 | 3;
 
@@ -101,7 +100,7 @@ export async function conv2d(batch: CommandBatch, a: ConvArgs): Promise<void> {
   if (!convNeedsColumns(a)) {
     if (outRow0 < inRow0 || outRow0 + outRows > inRow0 + inRows) throw new FluxError('bad-argument', `conv: output rows ${outRow0}+${outRows} are not in x (${inRow0}+${inRows})`);
     const x = { tensor: { ...a.x, shape: [inRows * width, cw.inChannels] }, row0: (outRow0 - inRow0) * width, rows: outRows * width };
-    await linearF32(batch, { x, w: weight, bias: cw.bias, y });
+    await floatGemm(batch, { x, w: weight, bias: cw.bias, y });
     return;
   }
   // Every input row the band reads (one past each end for 3×3) must be in x or in the halo.
@@ -122,6 +121,6 @@ export async function conv2d(batch: CommandBatch, a: ConvArgs): Promise<void> {
   const pipeline = await pipelineFor(batch.ctx, { name: 'conv', defines: { KSIZE: k, UPSAMPLE: factor }, constants: { NORM: a.norm ? 1 : 0, SILU: a.silu ? 1 : 0 } });
   const uniforms = packUniforms([inHeight, width, cw.inChannels, inRow0, inRows, outRow0, outRows]);
   // Unused bindings are filled with buffers already bound read-only (the shader does not read them).
-  batch.dispatch(pipeline, [a.x, a.halo ?? a.x, a.norm ?? a.x, a.columns], uniforms, ceilDiv(size, WORKGROUP));
-  await linearF32(batch, { x: { tensor: { ...a.columns, shape: [outRows * outWidth, kk] } }, w: weight, bias: cw.bias, y });
+  batch.dispatch(pipeline, [a.x, a.halo ?? a.x, a.norm ?? a.x, a.columns], uniforms, ceilDiv(size, shaderConstant('conv', 'WG')));
+  await floatGemm(batch, { x: { tensor: { ...a.columns, shape: [outRows * outWidth, kk] } }, w: weight, bias: cw.bias, y });
 }

@@ -1,28 +1,27 @@
 /**
- * Element-wise kernels on rectangular blocks of f32 matrices: GELU (tanh), SiLU and quick_gelu, T5's gated GELU,
+ * Element-wise kernels on matrix views (rectangles of f32 matrices): GELU (tanh), SiLU and quick_gelu, T5's gated GELU,
  * block copies, and the residual adds of the transformer blocks. Blocks let one dispatch read or write a column or row range of a
  * wider buffer, e.g. the single block's concat(attention, gelu(mlp)) is written in place of a copy.
  */
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import { assertSameSize, assertVectorFits, blockLayout, type Block, type BlockLayout } from './block.ts';
+import { assertSameSize, assertVectorFits, viewLayout, type MatrixView, type ViewLayout } from './matrix-view.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in shaders/elementwise.wgsl). */
-const WORKGROUP = 256;
 
 /** Values of the ACTIVATION override in shaders/elementwise.wgsl. */
 const ACTIVATION = { identity: 0, geluTanh: 1, silu: 2, quickGelu: 3 } as const;
 type Activation = keyof typeof ACTIVATION;
 
-function elementGrid(l: BlockLayout): number {
-  return ceilDiv(l.rows * l.cols, WORKGROUP);
+function elementGrid(l: ViewLayout): number {
+  return ceilDiv(l.rows * l.cols, shaderConstant('elementwise', 'WG'));
 }
 
-async function map(batch: CommandBatch, activation: Activation, src: Block, dst: Block | undefined, what: string): Promise<void> {
-  const s = blockLayout(src, `${what} src`);
-  const d = dst ? blockLayout(dst, `${what} dst`) : s;
+async function map(batch: CommandBatch, activation: Activation, src: MatrixView, dst: MatrixView | undefined, what: string): Promise<void> {
+  const s = viewLayout(src, `${what} src`);
+  const d = dst ? viewLayout(dst, `${what} dst`) : s;
   assertSameSize(s, d, what);
   if (s.rows * s.cols === 0) return;
   const inPlace = !dst || (dst.tensor.buffer === src.tensor.buffer && dst.tensor.offset === src.tensor.offset && s.offset === d.offset && s.stride === d.stride);
@@ -35,16 +34,16 @@ async function map(batch: CommandBatch, activation: Activation, src: Block, dst:
   }
   // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
   if (dst!.tensor.buffer === src.tensor.buffer) {
-    throw new FluxError('bad-argument', `${what}: source and destination blocks share a buffer but are not the same block`);
+    throw new FluxError('bad-argument', `${what}: source and destination views share a buffer but are not the same view`);
   }
   const pipeline = await pipelineFor(batch.ctx, { name: 'elementwise', entryPoint: 'map', constants });
   batch.dispatch(pipeline, [src.tensor, dst!.tensor], uniforms, elementGrid(s));
 }
 
 export interface MapArgs {
-  readonly src: Block;
+  readonly src: MatrixView;
   /** Same rows × cols as src, in another buffer; omitted: src is overwritten in place. */
-  readonly dst?: Block;
+  readonly dst?: MatrixView;
 }
 
 /** dst = gelu_tanh(src) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
@@ -64,18 +63,18 @@ export function quickGelu(batch: CommandBatch, a: MapArgs): Promise<void> {
 
 export interface GatedMapArgs {
   /** The activation's input (T5: wi_0's output). */
-  readonly gate: Block;
+  readonly gate: MatrixView;
   /** The factor (T5: wi_1's output); same rows × cols, may be another column range of gate's buffer. */
-  readonly up: Block;
+  readonly up: MatrixView;
   /** Same rows × cols, in a buffer neither gate nor up uses. */
-  readonly dst: Block;
+  readonly dst: MatrixView;
 }
 
 /** dst = gelu_tanh(gate) ⊙ up: T5 v1.1's gated-GELU feed-forward. */
 export async function gatedGeluTanh(batch: CommandBatch, a: GatedMapArgs): Promise<void> {
-  const g = blockLayout(a.gate, 'gated_gelu gate');
-  const u = blockLayout(a.up, 'gated_gelu up');
-  const d = blockLayout(a.dst, 'gated_gelu dst');
+  const g = viewLayout(a.gate, 'gated_gelu gate');
+  const u = viewLayout(a.up, 'gated_gelu up');
+  const d = viewLayout(a.dst, 'gated_gelu dst');
   assertSameSize(g, u, 'gated_gelu');
   assertSameSize(g, d, 'gated_gelu');
   // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
@@ -88,16 +87,16 @@ export async function gatedGeluTanh(batch: CommandBatch, a: GatedMapArgs): Promi
   batch.dispatch(pipeline, [a.gate.tensor, a.up.tensor, a.dst.tensor], uniforms, elementGrid(g));
 }
 
-/** dst = src, for blocks of different buffers (a contiguous whole-row range is also `batch.copy`-able). */
-export function copyBlock(batch: CommandBatch, a: { readonly src: Block; readonly dst: Block }): Promise<void> {
+/** dst = src, for views of different buffers (a contiguous whole-row range is also `batch.copy`-able). */
+export function copyView(batch: CommandBatch, a: { readonly src: MatrixView; readonly dst: MatrixView }): Promise<void> {
   return map(batch, 'identity', a.src, a.dst, 'copy');
 }
 
 export interface ResidualArgs {
   /** Updated in place. */
-  readonly x: Block;
+  readonly x: MatrixView;
   /** Same rows × cols as x, in another buffer. */
-  readonly y: Block;
+  readonly y: MatrixView;
 }
 
 export interface GatedResidualArgs extends ResidualArgs {
@@ -122,8 +121,8 @@ async function residualAdd(
   gate: { readonly modulation: GpuTensor; readonly offset: number } | undefined,
   what: string,
 ): Promise<void> {
-  const x = blockLayout(a.x, `${what} x`);
-  const y = blockLayout(a.y, `${what} y`);
+  const x = viewLayout(a.x, `${what} x`);
+  const y = viewLayout(a.y, `${what} y`);
   assertSameSize(x, y, what);
   // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
   if (a.x.tensor.buffer === a.y.tensor.buffer || a.x.tensor.buffer === gate?.modulation.buffer) {

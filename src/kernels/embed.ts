@@ -2,6 +2,7 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
 /** Sinusoidal embeddings run on t·1000 (t = 1 → 1000, guidance 3.5 → 3500). */
@@ -9,8 +10,6 @@ export const TIMESTEP_SCALE = 1000;
 /** Longest period of the sinusoidal timestep embedding. */
 export const TIMESTEP_MAX_PERIOD = 10_000;
 
-/** Invocations per workgroup (WG in the shader). */
-const WORKGROUP = 64;
 /** Keeps an f32's sign, exponent and top 11 stored mantissa bits: 12 significant bits (TOP_12_BITS). */
 const TOP_12_BITS = 0xfffff000;
 
@@ -57,5 +56,5 @@ export async function timestepEmbedding(batch: CommandBatch, a: TimestepEmbeddin
   const half = dim / 2;
   const pipeline = await pipelineFor(batch.ctx, { name: 'embed', defines: frequencyTable(half) });
   const tHi = Math.fround(a.t);
-  batch.dispatch(pipeline, [a.out], packUniforms([{ f32: tHi }, { f32: a.t - tHi }]), ceilDiv(half, WORKGROUP));
+  batch.dispatch(pipeline, [a.out], packUniforms([{ f32: tHi }, { f32: a.t - tHi }]), ceilDiv(half, shaderConstant('embed', 'WG')));
 }

@@ -5,17 +5,16 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
-import { assertSameSize, assertVectorFits, blockLayout, type Block } from './block.ts';
+import { assertSameSize, assertVectorFits, viewLayout, type MatrixView } from './matrix-view.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup of qk_norm_rope (WG in the shader), one per head vector. */
-const QK_WORKGROUP = 64;
 
 export interface LayerNormModulateArgs {
   /** Input rows × cols. */
-  readonly x: Block;
+  readonly x: MatrixView;
   /** Output, same rows × cols, in another buffer. */
-  readonly y: Block;
+  readonly y: MatrixView;
   /** Holds the shift and scale vectors [cols] at element offsets (a modulation linear's output). */
   readonly modulation: GpuTensor;
   readonly shiftOffset: number;
@@ -24,8 +23,8 @@ export interface LayerNormModulateArgs {
 
 /** y = (1 + scale) ⊙ LayerNorm(x) + shift per row; LayerNorm without affine, eps 1e-6, biased variance. */
 export async function layerNormModulate(batch: CommandBatch, a: LayerNormModulateArgs): Promise<void> {
-  const x = blockLayout(a.x, 'layer_norm_modulate x');
-  const y = blockLayout(a.y, 'layer_norm_modulate y');
+  const x = viewLayout(a.x, 'layer_norm_modulate x');
+  const y = viewLayout(a.y, 'layer_norm_modulate y');
   assertSameSize(x, y, 'layer_norm_modulate');
   assertVectorFits(a.modulation, a.shiftOffset, x.cols, 'layer_norm_modulate shift');
   assertVectorFits(a.modulation, a.scaleOffset, x.cols, 'layer_norm_modulate scale');
@@ -41,9 +40,9 @@ export async function layerNormModulate(batch: CommandBatch, a: LayerNormModulat
 
 export interface RowNormArgs {
   /** Input rows × cols. */
-  readonly x: Block;
+  readonly x: MatrixView;
   /** Output, same rows × cols, in another buffer. */
-  readonly y: Block;
+  readonly y: MatrixView;
   /** [cols] f32. */
   readonly weight: GpuTensor;
   readonly eps: number;
@@ -60,8 +59,8 @@ export function rmsNorm(batch: CommandBatch, a: RowNormArgs): Promise<void> {
 }
 
 async function rowNorm(batch: CommandBatch, entryPoint: 'layer_norm' | 'rms_norm', a: RowNormArgs, bias: GpuTensor | undefined): Promise<void> {
-  const x = blockLayout(a.x, `${entryPoint} x`);
-  const y = blockLayout(a.y, `${entryPoint} y`);
+  const x = viewLayout(a.x, `${entryPoint} x`);
+  const y = viewLayout(a.y, `${entryPoint} y`);
   assertSameSize(x, y, entryPoint);
   assertVectorFits(a.weight, 0, x.cols, `${entryPoint} weight`);
   if (bias) assertVectorFits(bias, 0, x.cols, `${entryPoint} bias`);
@@ -134,5 +133,5 @@ export async function qkNormRope(batch: CommandBatch, a: QkNormRopeArgs): Promis
   // The shader reads q, k and the scales as (2i, 2i+1) pairs: strides and offsets are counted in pairs.
   const uniforms = packUniforms([rows, rowStride / 2, heads, headDim / 2, hidden / 2, Math.min(a.textRows, rows)]);
   const bindings = [a.qkv, a.text.q, a.text.k, a.image.q, a.image.k, a.cos, a.sin];
-  batch.dispatch(pipeline, bindings, uniforms, ceilDiv(rows * 2 * heads, QK_WORKGROUP));
+  batch.dispatch(pipeline, bindings, uniforms, ceilDiv(rows * 2 * heads, shaderConstant('qk_norm_rope', 'WG')));
 }

@@ -2,10 +2,9 @@
 import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import { numel, type GpuTensor } from '../gpu/tensor.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { ceilDiv, packUniforms, pipelineFor } from './kernel.ts';
 
-/** Invocations per workgroup (WG in the shader). */
-const WORKGROUP = 64;
 
 export interface PositionBiasArgs {
   /** [2·rows − 1] u32: the bucket of each offset j − i = −(rows − 1) … rows − 1. */
@@ -30,5 +29,5 @@ export async function positionBias(batch: CommandBatch, a: PositionBiasArgs): Pr
   if (numel(a.out.shape) !== heads * width) throw new FluxError('bad-shape', `position_bias: out [${a.out.shape}] is not [${heads}, ${width}]`);
   if (width === 0) return;
   const pipeline = await pipelineFor(batch.ctx, { name: 'position_bias' });
-  batch.dispatch(pipeline, [a.buckets, a.table, a.out], packUniforms([width, heads]), ceilDiv(width * heads, WORKGROUP));
+  batch.dispatch(pipeline, [a.buckets, a.table, a.out], packUniforms([width, heads]), ceilDiv(width * heads, shaderConstant('position_bias', 'WG')));
 }

@@ -12,7 +12,7 @@
  * its two halves are swapped when planned.
  */
 import { FluxError } from '../errors.ts';
-import { DTYPE_BYTES } from '../weights/dtypes.ts';
+import { DTYPE_BYTES, isSourceFloatDtype, type SourceFloatDtype } from '../weights/dtypes.ts';
 import type { FluxConfig } from './config.ts';
 
 export type LayoutKind = 'bfl' | 'diffusers';
@@ -30,8 +30,7 @@ export interface CheckpointTensor {
   readonly shape: readonly number[];
 }
 
-export type SourceDtype = 'F32' | 'F16' | 'BF16';
-const SOURCE_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
+export type SourceDtype = SourceFloatDtype;
 
 /** Rows [rowStart, rowEnd) of a file tensor (dimension 0; a 1-D tensor's rows are its elements). */
 export interface RowSlice {
@@ -63,7 +62,10 @@ export interface CanonicalLinear {
   readonly name: string;
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** Embedders, modulation linears and the final layer stay float; 'block' linears may be quantized. */
+  /**
+   * 'block' linears may be ConvRot-quantized (W4A4/W8A8); 'modulation' linears (every block's AdaLN and the final
+   * norm_out) may be weight-only quantized; embedders and the final projection stay float.
+   */
   readonly role: LinearRole;
 }
 
@@ -201,7 +203,7 @@ export function canonicalLinears(config: FluxConfig): CanonicalLinear[] {
     add(b + SINGLE_BLOCK.mlpIn, h, m, 'block');
     add(b + SINGLE_BLOCK.out, h + m, h, 'block');
   }
-  add(TOP_LEVEL.finalModulation, h, FINAL_MODULATION_CHUNKS * h, 'final');
+  add(TOP_LEVEL.finalModulation, h, FINAL_MODULATION_CHUNKS * h, 'modulation');
   add(TOP_LEVEL.finalLinear, h, config.outChannels, 'final');
   return linears;
 }
@@ -344,11 +346,11 @@ export function buildWeightPlan(tensorInfos: readonly CheckpointTensor[], config
       if (!sameShape(info.shape, part.sourceShape)) {
         throw new FluxError('bad-shape', `tensor "${sourceName}" has shape ${showShape(info.shape)}, expected ${showShape(part.sourceShape)}`);
       }
-      if (!SOURCE_DTYPES.includes(info.dtype)) {
-        throw new FluxError('unsupported-dtype', `tensor "${sourceName}" has dtype ${info.dtype}; only F32, F16 and BF16 are supported`);
+      if (!isSourceFloatDtype(info.dtype)) {
+        throw new FluxError('unsupported-dtype', `tensor "${sourceName}" has dtype ${info.dtype}; only F32, F16, BF16, F8_E4M3 and F8_E5M2 are supported`);
       }
       used.add(sourceName);
-      return { sourceName, dtype: info.dtype as SourceDtype, sourceShape: info.shape, rowStart: part.rowStart, rowEnd: part.rowEnd };
+      return { sourceName, dtype: info.dtype, sourceShape: info.shape, rowStart: part.rowStart, rowEnd: part.rowEnd };
     });
     params.set(recipe.name, { name: recipe.name, shape: recipe.shape, slices });
   }

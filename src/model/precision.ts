@@ -2,9 +2,10 @@
  * Per-layer precision as data: a map from canonical linear name to float / int8 / int4, plus the ConvRot
  * rotation applied to quantized layers. Presets are just maps; glob overrides adjust them.
  *
- * Only linears inside the blocks (q/k/v, attention out, MLP in/out) are ever quantized. Embedders,
- * modulation linears (norm1.linear, norm1_context.linear, single norm.linear) and the final layer
- * (norm_out.linear, proj_out) always stay float, as in the golden references.
+ * Linears inside the blocks (q/k/v, attention out, MLP in/out) are ConvRot-quantized (weights and activations).
+ * Modulation linears (norm1.linear, norm1_context.linear, single norm.linear, norm_out.linear) are quantized
+ * weight-only: they see one vector per step (precomputed for all steps before the first), so only their
+ * weights matter, and they are 3.2 B of FLUX's 12 B parameters. Embedders and proj_out always stay float.
  */
 import { FluxError } from '../errors.ts';
 import { assertRotationSize, type RotationKind } from '../quant/hadamard.ts';
@@ -16,9 +17,23 @@ import type { LayerPrecision } from '../nn/linear.ts';
 
 export type { LayerPrecision };
 export type { RotationKind };
-export type PrecisionPreset = 'fp32' | 'w8a8' | 'w4a4' | 'mixed';
+/** 'float' keeps every linear at the checkpoint's float dtype (bf16 stays bf16); the others quantize block linears. */
+export type PrecisionPreset = 'float' | 'w8a8' | 'w4a4' | 'mixed';
 
-export const PRECISION_PRESETS: readonly PrecisionPreset[] = ['fp32', 'w8a8', 'w4a4', 'mixed'];
+export const PRECISION_PRESETS: readonly PrecisionPreset[] = ['float', 'w8a8', 'w4a4', 'mixed'];
+/**
+ * The first name of the 'float' preset, still accepted wherever a preset is (CLI flags, saved settings, API
+ * callers). It was renamed because the preset never converts bf16 weights to f32.
+ */
+export const LEGACY_FLOAT_PRESET = 'fp32';
+/** A preset as callers may spell it. */
+export type PrecisionPresetName = PrecisionPreset | typeof LEGACY_FLOAT_PRESET;
+
+/** The preset `name` stands for, or undefined if it names none (e.g. untyped input from a CLI flag). */
+export function parsePrecisionPreset(name: string): PrecisionPreset | undefined {
+  if (name === LEGACY_FLOAT_PRESET) return 'float';
+  return (PRECISION_PRESETS as readonly string[]).includes(name) ? (name as PrecisionPreset) : undefined;
+}
 export const ROTATION_KINDS: readonly RotationKind[] = ['regular', 'sylvester', 'none'];
 export { DEFAULT_GROUP_SIZE } from '../nn/factory.ts';
 
@@ -46,9 +61,14 @@ export interface PrecisionOverride {
 
 export interface QuantPlanOptions {
   /** A preset name, or a whole map (e.g. from automatic selection) over the block linears. */
-  readonly preset: PrecisionPreset | PrecisionMap;
+  readonly preset: PrecisionPresetName | PrecisionMap;
   /** Low-rank branch ranks of quantized block linears. */
   readonly ranks?: ReadonlyMap<string, number>;
+  /**
+   * Precision of the modulation linears (weight-only when quantized); default MODULATION_PRECISION of the preset,
+   * float for a map. The golden quantized references keep them float.
+   */
+  readonly modulation?: LayerPrecision;
   /** Applied in order after the preset; later ones win. */
   readonly overrides?: readonly PrecisionOverride[];
   readonly rotation?: RotationKind;
@@ -57,7 +77,7 @@ export interface QuantPlanOptions {
 
 /**
  * The 'mixed' preset keeps these block linears at INT8, the rest INT4. This is the subset suggested in the
- * issue and in docs/convrot.md §3: double-block attention output and single-block V (the W8A8 layers a
+ * issue and in docs/convrot-method.md §4: double-block attention output and single-block V (the W8A8 layers a
  * third-party ConvRot port attributes to the paper), and single-block proj_out (K = H + M), which a paper
  * reviewer reports loses quality at 4 bits. The official mix is unpublished; tune with overrides.
  */
@@ -73,6 +93,27 @@ export function blockLinearNames(config: FluxConfig): string[] {
     .filter((l) => l.role === 'block')
     .map((l) => l.name);
 }
+
+/** Every modulation linear (weight-only when quantized), in forward order. */
+export function modulationLinearNames(config: FluxConfig): string[] {
+  return canonicalLinears(config)
+    .filter((l) => l.role === 'modulation')
+    .map((l) => l.name);
+}
+
+/** The linears a precision map may set: block linears and modulation linears. */
+export function quantizableLinearNames(config: FluxConfig): string[] {
+  return canonicalLinears(config)
+    .filter((l) => l.role === 'block' || l.role === 'modulation')
+    .map((l) => l.name);
+}
+
+/**
+ * Modulation precision per preset. w4a4 stores them in INT4 (what makes the stored model ~4x smaller than BF16);
+ * 'mixed' leans to quality and keeps them at INT8, as their outputs (shift, scale, gate) touch every token of a
+ * block; w8a8 is INT8 throughout; float keeps them float.
+ */
+export const MODULATION_PRECISION: Readonly<Record<PrecisionPreset, LayerPrecision>> = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' };
 
 /**
  * Regular (power-of-4) rotation group sizes that divide the input width K of every block linear, so that no
@@ -96,11 +137,13 @@ export function globMatch(pattern: string, name: string): boolean {
   return new RegExp(`^${escaped.join('.*')}$`).test(name);
 }
 
-export function presetPrecisions(preset: PrecisionPreset, config: FluxConfig): Map<string, LayerPrecision> {
-  const blockPrecision: LayerPrecision = preset === 'fp32' ? 'float' : preset === 'w8a8' ? 'int8' : 'int4';
+export function presetPrecisions(name: PrecisionPresetName, config: FluxConfig): Map<string, LayerPrecision> {
+  const preset = parsePrecisionPreset(name);
+  if (!preset) throw new FluxError('bad-argument', `precision preset "${String(name)}" must be one of ${PRECISION_PRESETS.join(', ')}`);
+  const blockPrecision: LayerPrecision = preset === 'float' ? 'float' : preset === 'w8a8' ? 'int8' : 'int4';
   const layers = new Map<string, LayerPrecision>();
   for (const linear of canonicalLinears(config)) {
-    let precision: LayerPrecision = linear.role === 'block' ? blockPrecision : 'float';
+    let precision: LayerPrecision = linear.role === 'block' ? blockPrecision : linear.role === 'modulation' ? MODULATION_PRECISION[preset] : 'float';
     if (preset === 'mixed' && linear.role === 'block' && MIXED_INT8_PATTERNS.some((p) => globMatch(p, linear.name))) {
       precision = 'int8';
     }
@@ -110,19 +153,20 @@ export function presetPrecisions(preset: PrecisionPreset, config: FluxConfig): M
 }
 
 /**
- * Builds the quantization plan. Overrides apply to block linears only; a pattern that matches none of
+ * Builds the quantization plan. Overrides apply to block and modulation linears; a pattern that matches none of
  * them is an error (FluxError 'bad-argument'), since it is most likely a typo or names an always-float layer.
  */
 export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): QuantPlan {
   const rotation = options.rotation ?? 'regular';
   const groupSize = options.groupSize ?? DEFAULT_GROUP_SIZE;
   assertRotationSize(rotation, groupSize);
-  const quantizable = blockLinearNames(config);
+  const quantizable = quantizableLinearNames(config);
   const layers = typeof options.preset === 'string' ? presetPrecisions(options.preset, config) : mapPrecisions(options.preset, config, quantizable);
+  if (options.modulation !== undefined) for (const name of modulationLinearNames(config)) layers.set(name, options.modulation);
   for (const { pattern, precision } of options.overrides ?? []) {
     const matched = quantizable.filter((name) => globMatch(pattern, name));
     if (matched.length === 0) {
-      throw new FluxError('bad-argument', `layer pattern "${pattern}" matches no block linear (e.g. "transformer_blocks.*.ff.net.2")`);
+      throw new FluxError('bad-argument', `layer pattern "${pattern}" matches no block or modulation linear (e.g. "transformer_blocks.*.ff.net.2")`);
     }
     for (const name of matched) layers.set(name, precision);
   }
@@ -130,11 +174,11 @@ export function makeQuantPlan(config: FluxConfig, options: QuantPlanOptions): Qu
   return { layers, ranks, rotation, groupSize };
 }
 
-/** A given map completed to every linear: block linears it leaves out stay float, the rest are always float. */
+/** A given map completed to every linear: quantizable linears it leaves out stay float, the rest are always float. */
 function mapPrecisions(map: PrecisionMap, config: FluxConfig, quantizable: readonly string[]): Map<string, LayerPrecision> {
   const blocks = new Set(quantizable);
   for (const [name, precision] of map) {
-    if (precision !== 'float' && !blocks.has(name)) throw new FluxError('bad-argument', `precision map: "${name}" is not a block linear of this model; only those can be ${precision}`);
+    if (precision !== 'float' && !blocks.has(name)) throw new FluxError('bad-argument', `precision map: "${name}" is not a block or modulation linear of this model; only those can be ${precision}`);
   }
   return new Map(canonicalLinears(config).map((l) => [l.name, map.get(l.name) ?? 'float']));
 }
@@ -146,6 +190,7 @@ function checkedRanks(ranks: ReadonlyMap<string, number>, config: FluxConfig, la
     if (!linear) throw new FluxError('bad-argument', `low-rank ranks: no linear "${name}" in this model`);
     const limit = Math.min(linear.inFeatures, linear.outFeatures);
     if (!Number.isInteger(rank) || rank < 0 || rank > limit) throw new FluxError('bad-argument', `low-rank rank of ${name} must be an integer in [0, ${limit}], got ${rank}`);
+    if (rank > 0 && linear.role !== 'block') throw new FluxError('bad-argument', `low-rank rank given for ${name}: the branch is for block linears only`);
     if (rank > 0 && layers.get(name) === 'float') throw new FluxError('bad-argument', `low-rank rank given for ${name}, which is float (the branch only helps quantized layers)`);
   }
   return ranks;
@@ -157,7 +202,7 @@ export const PRECISION_MAP_FORMAT = 'flux-w4a4-precision-map';
 /** A plan's block-linear precisions and low-rank ranks as JSON (what `--precision <file.json>` reads). */
 export function encodePrecisionMap(plan: QuantPlan, config: FluxConfig, note?: string): string {
   const layers: Record<string, LayerPrecision> = {};
-  for (const name of blockLinearNames(config)) layers[name] = plan.layers.get(name) ?? 'float';
+  for (const name of quantizableLinearNames(config)) layers[name] = plan.layers.get(name) ?? 'float';
   const ranks = Object.fromEntries([...(plan.ranks ?? [])].filter(([, r]) => r > 0));
   return `${JSON.stringify({ format: PRECISION_MAP_FORMAT, note, rotation: plan.rotation, groupSize: plan.groupSize, layers, ranks }, null, 2)}\n`;
 }

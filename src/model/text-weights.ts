@@ -9,10 +9,11 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { createLinear } from '../nn/factory.ts';
 import type { LinearLayer } from '../nn/linear.ts';
-import { DTYPE_BYTES, isFloatDtype, toFloat32, type Dtype } from '../weights/dtypes.ts';
+import { DTYPE_BYTES, isSourceFloatDtype, toFloat32, type Dtype, type SourceFloatDtype } from '../weights/dtypes.ts';
 import type { TensorReader } from '../weights/safetensors.ts';
 import type { LayerPrecision, QuantPlan } from './precision.ts';
 import { checkTensor } from './text-config.ts';
+import { uploadTensor } from './upload.ts';
 import type { LoadProgress } from './transformer.ts';
 
 export interface TextModelLoadOptions {
@@ -70,8 +71,8 @@ export class TextWeightLoader {
 
   /** A [length] (or [rows, cols] as `shape`) float parameter as an f32 GPU tensor. */
   async vector(name: string, shape: readonly number[]): Promise<GpuTensor> {
-    const values = await this.readFloat(name, shape);
-    const tensor: GpuTensor = { buffer: await uploadBuffer(this.ctx, values, name), offset: 0, shape, dtype: 'f32' };
+    const t = await this.readChecked(name, shape);
+    const tensor = await uploadTensor(this.ctx, { dtype: t.dtype, shape, bytes: t.data }, name);
     this.tensors.push(tensor);
     return tensor;
   }
@@ -80,16 +81,10 @@ export class TextWeightLoader {
   async linear(name: string, outFeatures: number, inFeatures: number, hasBias: boolean): Promise<LinearLayer> {
     const weightName = `${name}.weight`;
     const t = await this.readChecked(weightName, [outFeatures, inFeatures]);
-    const bias = hasBias ? await this.readFloat(`${name}.bias`, [outFeatures]) : undefined;
-    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const bf16 = t.dtype === 'BF16';
-    const weight: GpuTensor = {
-      buffer: await uploadBuffer(this.ctx, bf16 ? t.data : toFloat32(t.data, t.dtype), weightName),
-      offset: 0,
-      shape: [outFeatures, inFeatures],
-      dtype: bf16 ? 'bf16' : 'f32',
-    };
-    const biasTensor: GpuTensor | undefined = bias && { buffer: await uploadBuffer(this.ctx, bias, `${name}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
+    const bias = hasBias ? await this.readChecked(`${name}.bias`, [outFeatures]) : undefined;
+    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); other dtypes are widened there.
+    const weight = await uploadTensor(this.ctx, { dtype: t.dtype, shape: [outFeatures, inFeatures], bytes: t.data }, weightName, { keepBf16: true });
+    const biasTensor = bias && (await uploadTensor(this.ctx, { dtype: bias.dtype, shape: [outFeatures], bytes: bias.data }, `${name}.bias`));
     const precision: LayerPrecision = this.options.quant.layers.get(name) ?? 'float';
     const { rotation, groupSize } = this.options.quant;
     const layer = await createLinear(this.ctx, { precision, rotation, groupSize, label: name }, weight, biasTensor);
@@ -113,20 +108,15 @@ export class TextWeightLoader {
     for (const t of this.tensors) t.buffer.destroy();
   }
 
-  private async readFloat(name: string, shape: readonly number[]): Promise<Float32Array<ArrayBuffer>> {
-    const t = await this.readChecked(name, shape);
-    return toFloat32(t.data, t.dtype);
-  }
-
-  private async readChecked(name: string, shape: readonly number[]) {
+  private async readChecked(name: string, shape: readonly number[]): Promise<{ readonly dtype: SourceFloatDtype; readonly data: Uint8Array<ArrayBuffer> }> {
     this.options.signal?.throwIfAborted();
     checkTensor(this.reader, name, shape);
     const dtype = this.reader.info(name).dtype;
-    if (!isFloatDtype(dtype)) throw new FluxError('unsupported-dtype', `${this.reader.name}: "${name}" is ${dtype}; weights must be F32, F16 or BF16`);
+    if (!isSourceFloatDtype(dtype)) throw new FluxError('unsupported-dtype', `${this.reader.name}: "${name}" is ${dtype}; weights must be F32, F16, BF16, F8_E4M3 or F8_E5M2`);
     const t = await this.reader.readTensor(name);
     this.done++;
     this.options.onProgress?.({ done: this.done, total: this.total, layer: name });
-    return t;
+    return { dtype, data: t.data };
   }
 }
 

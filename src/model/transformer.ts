@@ -10,10 +10,10 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
 import { attention } from '../kernels/attention.ts';
-import type { Block } from '../kernels/block.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
 import { add, gatedResidualAdd, geluTanh, silu } from '../kernels/elementwise.ts';
 import { layerNormModulate, qkNormRope, type QkNormScales } from '../kernels/norm.ts';
-import type { FluxCheckpoint } from './checkpoint.ts';
+import { FluxCheckpoint } from './checkpoint.ts';
 import type { FluxConfig } from './config.ts';
 import {
   DOUBLE_MODULATION_CHUNKS,
@@ -29,7 +29,7 @@ import {
 import type { LinearSlot } from '../nn/factory.ts';
 import { encodeLinear, withInput, type LinearLayer } from '../nn/linear.ts';
 import type { QuantPlan } from './precision.ts';
-import { WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions } from './weight-loader.ts';
+import { checkpointSource, WeightLoader, type LinearGroup, type Modulation, type TransformerLoadOptions, type TransformerWeightSource } from './weight-loader.ts';
 
 export type { LoadProgress, TransformerLoadOptions } from './weight-loader.ts';
 
@@ -86,7 +86,7 @@ export interface TransformerActivations {
 }
 
 /** Rows [row0, row0 + rows) of a matrix tensor as a kernel block. */
-export function rowsOf(tensor: GpuTensor, row0: number, rows: number): Block {
+export function rowsOf(tensor: GpuTensor, row0: number, rows: number): MatrixView {
   return { tensor, row0, rows };
 }
 
@@ -112,10 +112,12 @@ export class FluxTransformer {
     private readonly slots: ReadonlyMap<string, LinearSlot>,
   ) {}
 
-  static async load(ctx: GpuContext, checkpoint: FluxCheckpoint, options: TransformerLoadOptions): Promise<FluxTransformer> {
-    const loader = new WeightLoader(ctx, checkpoint, options);
+  /** Loads from a checkpoint (quantizing as the plan says) or any other weight source (packed file, cache). */
+  static async load(ctx: GpuContext, weights: FluxCheckpoint | TransformerWeightSource, options: TransformerLoadOptions): Promise<FluxTransformer> {
+    const source = weights instanceof FluxCheckpoint ? checkpointSource(ctx, weights, (name) => options.quant.ranks?.get(name) ?? 0) : weights;
+    const loader = new WeightLoader(ctx, source, options);
     try {
-      const config = checkpoint.config;
+      const config = source.config;
       const h = config.hiddenSize;
       const top = {
         imgIn: await loader.linear(TOP_LEVEL.imgIn),
@@ -258,7 +260,7 @@ export class FluxTransformer {
   /** The final modulated LayerNorm and linear on the image rows; out is [imageRows, outChannels]. */
   async encodeFinalLayer(batch: CommandBatch, acts: TransformerActivations, out: GpuTensor): Promise<void> {
     const h = this.config.hiddenSize;
-    const image = (t: GpuTensor): Block => rowsOf(t, acts.textRows, acts.imageRows);
+    const image = (t: GpuTensor): MatrixView => rowsOf(t, acts.textRows, acts.imageRows);
     const shift = this.top.finalModulation.offset;
     await layerNormModulate(batch, { x: image(acts.x), y: image(acts.normed), modulation: acts.modulation, shiftOffset: shift, scaleOffset: shift + h });
     await encodeLinear(batch, this.top.finalLinear, image(acts.normed), { tensor: out });
@@ -293,7 +295,7 @@ export class FluxTransformer {
 }
 
 /** The group on x, into rows [row0, row0 + rows) of `output`, each part into its own column range. */
-function encodeGroup(batch: CommandBatch, group: LinearGroup, x: Block, output: GpuTensor, row0: number, rows: number): Promise<void> {
+function encodeGroup(batch: CommandBatch, group: LinearGroup, x: MatrixView, output: GpuTensor, row0: number, rows: number): Promise<void> {
   return withInput(x, async (input) => {
     for (const { layer, col0 } of group.parts) await layer.encode(batch, input, { tensor: output, row0, rows, col0, cols: layer.outFeatures });
   });

@@ -11,7 +11,10 @@ import { LinearSlot, type LinearSource, type LinearSpec, type WeightsProvider } 
 import { lowRankSplit, roundToBf16 } from '../quant/low-rank.ts';
 import { toFloat32 } from '../weights/dtypes.ts';
 import type { CanonicalTensor, FluxCheckpoint } from './checkpoint.ts';
-import type { LayerPrecision, QuantPlan } from './precision.ts';
+import type { FluxConfig } from './config.ts';
+import { canonicalLinears, canonicalNormScales } from './layout.ts';
+import { modulationLinearNames, type LayerPrecision, type QuantPlan } from './precision.ts';
+import { uploadTensor } from './upload.ts';
 
 /**
  * Several canonical linears reading the same input and writing adjacent column ranges of one output. Each
@@ -50,25 +53,23 @@ export async function readLinearSources(
   names: readonly string[],
   rankOf: (name: string) => number = () => 0,
 ): Promise<LinearSource[]> {
-  const weights: CanonicalTensor[] = [];
-  const biases: Float32Array<ArrayBuffer>[] = [];
+  const weights: (CanonicalTensor | undefined)[] = [];
+  const biases: CanonicalTensor[] = [];
   for (const n of names) weights.push(await checkpoint.read(`${n}.weight`));
-  for (const n of names) biases.push(await checkpoint.readFloat32(`${n}.bias`));
+  for (const n of names) biases.push(await checkpoint.read(`${n}.bias`));
   const sources: LinearSource[] = [];
   for (const [i, name] of names.entries()) {
     const w = weights[i]!;
+    // Released as soon as they are on the GPU, so at most this call's file tensors are in JS memory.
+    weights[i] = undefined;
     const [outFeatures, inFeatures] = w.shape as [number, number];
     const rank = rankOf(name);
     const lowRank = rank > 0 ? lowRankSplit(toFloat32(w.bytes, w.dtype), outFeatures, inFeatures, rank, roundToBf16) : undefined;
-    // bf16 stays 16-bit on the GPU (the GEMM and the quantizer widen it in-shader); f16 is widened here.
-    const bf16 = !lowRank && w.dtype === 'BF16';
-    const weight: GpuTensor = {
-      buffer: await uploadBuffer(ctx, lowRank ? lowRank.residual : bf16 ? w.bytes : toFloat32(w.bytes, w.dtype), `${name}.weight`),
-      offset: 0,
-      shape: w.shape,
-      dtype: bf16 ? 'bf16' : 'f32',
-    };
-    const bias: GpuTensor = { buffer: await uploadBuffer(ctx, biases[i]!, `${name}.bias`), offset: 0, shape: [outFeatures], dtype: 'f32' };
+    // The low-rank split is CPU math on f32; otherwise the file's bytes are uploaded and widened on the GPU.
+    const weight: GpuTensor = lowRank
+      ? { buffer: await uploadBuffer(ctx, lowRank.residual, `${name}.weight`), offset: 0, shape: w.shape, dtype: 'f32' }
+      : await uploadTensor(ctx, w, `${name}.weight`, { keepBf16: true });
+    const bias = await uploadTensor(ctx, biases[i]!, `${name}.bias`);
     sources.push({ kind: 'float', weight, bias, lowRank });
   }
   return sources;
@@ -79,6 +80,38 @@ export function checkpointWeights(ctx: GpuContext, checkpoint: FluxCheckpoint): 
   return async (name) => (await readLinearSources(ctx, checkpoint, [name]))[0]!;
 }
 
+/**
+ * Where a transformer's weights come from: a source checkpoint (float weights, quantized while loading), a
+ * packed model file, or the browser's weight cache. Linears are asked for in groups that read one input, so a
+ * checkpoint reads each fused file tensor once.
+ */
+export interface TransformerWeightSource {
+  readonly config: FluxConfig;
+  /** Sources of canonical linears, one per name, each for the layer its spec describes. */
+  linears(names: readonly string[], specs: readonly LinearSpec[]): Promise<LinearSource[]>;
+  /** A float32 vector parameter by full name (`….norm_q.weight`). */
+  vector(name: string): Promise<Float32Array<ArrayBuffer>>;
+}
+
+/** A checkpoint as a weight source; `rankOf` gives a linear's low-rank branch rank (default none). */
+export function checkpointSource(ctx: GpuContext, checkpoint: FluxCheckpoint, rankOf: (name: string) => number = () => 0): TransformerWeightSource {
+  return {
+    config: checkpoint.config,
+    linears: (names) => readLinearSources(ctx, checkpoint, names, rankOf),
+    vector: (name) => checkpoint.readFloat32(name),
+  };
+}
+
+/** A weight source as a slot provider: `slot.rebuild('int8', sourceWeights(source))`. */
+export function sourceWeights(source: TransformerWeightSource): WeightsProvider {
+  return async (name, spec) => (await source.linears([name], [spec]))[0]!;
+}
+
+/** Weights and vector parameters the loader reports progress over: every canonical linear and QK-norm scale. */
+export function parameterCount(config: FluxConfig): number {
+  return canonicalLinears(config).length + canonicalNormScales(config).length;
+}
+
 /** Reads canonical tensors and turns them into GPU layers at the plan's precision. */
 export class WeightLoader {
   readonly vectors: GpuTensor[] = [];
@@ -86,18 +119,21 @@ export class WeightLoader {
   private done = 0;
   private readonly total: number;
   modulationSize = 0;
+  /** Linears that see one vector per step: weight-only when quantized. */
+  private readonly modulationNames: ReadonlySet<string>;
 
   constructor(
     private readonly ctx: GpuContext,
-    private readonly checkpoint: FluxCheckpoint,
+    private readonly source: TransformerWeightSource,
     private readonly options: TransformerLoadOptions,
   ) {
-    this.total = [...checkpoint.plan.params.keys()].filter((n) => n.endsWith('.weight')).length;
+    this.total = parameterCount(source.config);
+    this.modulationNames = new Set(modulationLinearNames(source.config));
   }
 
   /** A float32 vector parameter (QK-norm scales). */
   async vector(name: string): Promise<GpuTensor> {
-    const values = await this.checkpoint.readFloat32(name);
+    const values = await this.source.vector(name);
     const tensor: GpuTensor = { buffer: await uploadBuffer(this.ctx, values, name), offset: 0, shape: [values.length], dtype: 'f32' };
     this.vectors.push(tensor);
     this.progress(name);
@@ -131,10 +167,11 @@ export class WeightLoader {
 
   /** Slots for canonical linears, each at its planned precision. */
   private async linears(names: readonly string[]): Promise<LinearSlot[]> {
-    const sources = await readLinearSources(this.ctx, this.checkpoint, names, (name) => this.options.quant.ranks?.get(name) ?? 0);
+    const specs = names.map((name) => this.specOf(name));
+    const sources = await this.source.linears(names, specs);
     const slots: LinearSlot[] = [];
     for (const [i, name] of names.entries()) {
-      const slot = await LinearSlot.build(this.ctx, name, this.specOf(name), sources[i]!);
+      const slot = await LinearSlot.build(this.ctx, name, specs[i]!, sources[i]!);
       this.slots.set(name, slot);
       slots.push(slot);
       this.progress(name);
@@ -150,7 +187,7 @@ export class WeightLoader {
   private specOf(name: string): LinearSpec {
     const { layers, rotation, groupSize } = this.options.quant;
     const precision: LayerPrecision = layers.get(name) ?? 'float';
-    return { precision, rotation, groupSize };
+    return { precision, rotation, groupSize, weightOnly: this.modulationNames.has(name) };
   }
 
   private progress(layer: string): void {

@@ -1,5 +1,5 @@
 /**
- * ConvLinear: a ConvRot linear layer y = x·Wᵀ + b on the GPU (docs/convrot.md §2), INT4 (W4A4) or INT8 (W8A8).
+ * ConvLinear: a ConvRot linear layer y = x·Wᵀ + b on the GPU (docs/convrot-method.md), INT4 (W4A4) or INT8 (W8A8).
  * It holds the rotated, quantized, packed weights with their per-channel scales, and the float bias. Forward
  * rotates and quantizes the input per token (convrot_quant), multiplies in integers and dequantizes in the GEMM
  * epilogue (gemm_int). Weights are quantized on the GPU from f32 or bf16, bit-identical to the CPU reference
@@ -24,11 +24,10 @@ import {
   packedWordsPerRow,
   prefersDot4,
   quantizeRows,
-  type Epilogue,
   type PackedRows,
   type RowQuantization,
 } from '../kernels/convrot.ts';
-import { blockLayout, type Block } from '../kernels/block.ts';
+import { viewLayout, type MatrixView } from '../kernels/matrix-view.ts';
 import type { LinearInput, LinearLayer } from './linear.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import type { QuantFormatName } from '../quant/quantize.ts';
@@ -71,9 +70,13 @@ export interface PackedLinear {
   readonly bias: Float32Array | undefined;
 }
 
-export interface ForwardOptions {
-  /** What happens to y = dequantized product + bias before it is stored; default a plain store. */
-  readonly epilogue?: Epilogue;
+/**
+ * GPU bytes of a layer's packed weights and row scales at `q`, before building it (what an INT4/INT8 choice
+ * costs); the bias, the same at every precision, is not included.
+ */
+export function packedWeightBytes(inFeatures: number, outFeatures: number, q: RowQuantization): number {
+  const { words, meta } = packedShapes(outFeatures, inFeatures, q);
+  return (words + meta) * 4;
 }
 
 /** Packed rows plus metadata of `rows` rows of `inFeatures` values. */
@@ -252,7 +255,7 @@ export class ConvLinear implements LinearLayer {
   }
 
   /** LinearLayer: y = layer(x), sharing x's quantized copy with the input's other ConvRot readers. */
-  async encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+  async encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
     await this.forwardQuantized(batch, await sharedActivation(batch, this, input), y);
   }
 
@@ -267,13 +270,13 @@ export class ConvLinear implements LinearLayer {
   }
 
   /**
-   * Records the rotation and quantization of x (tokens × inFeatures f32, a block of a wider matrix is fine) into
+   * Records the rotation and quantization of x (tokens × inFeatures f32, a view of a wider matrix is fine) into
    * `into`, or into buffers from the context's pool. Share the result between layers with the same input
    * features and quantization (q/k/v); release it after the last forwardQuantized that reads it.
    */
-  async quantizeInput(batch: CommandBatch, x: Block, into?: QuantizedActivation): Promise<QuantizedActivation> {
+  async quantizeInput(batch: CommandBatch, x: MatrixView, into?: QuantizedActivation): Promise<QuantizedActivation> {
     this.assertUsable();
-    const { rows, cols } = blockLayout(x, `${this.label}: x`);
+    const { rows, cols } = viewLayout(x, `${this.label}: x`);
     if (cols !== this.inFeatures) throw new FluxError('bad-shape', `${this.label}: x has ${cols} columns, expected ${this.inFeatures}`);
     const qa = into ?? (await QuantizedActivation.acquire(this.ctx.pool, rows, cols, this.quantization));
     this.assertCompatible(qa, rows);
@@ -281,26 +284,25 @@ export class ConvLinear implements LinearLayer {
     return qa;
   }
 
-  /** Records y = epilogue(dequant(qa · Wᵀ) + b) for y tokens × outFeatures (a block of a wider matrix is fine). */
-  async forwardQuantized(batch: CommandBatch, qa: QuantizedActivation, y: Block, opts: ForwardOptions = {}): Promise<void> {
+  /** Records y = dequant(qa · Wᵀ) + b for y tokens × outFeatures (a view of a wider matrix is fine). */
+  async forwardQuantized(batch: CommandBatch, qa: QuantizedActivation, y: MatrixView): Promise<void> {
     this.assertUsable();
-    this.assertCompatible(qa, blockLayout(y, `${this.label}: y`).rows);
+    this.assertCompatible(qa, viewLayout(y, `${this.label}: y`).rows);
     await intGemm(batch, {
       format: this.quantization.format,
       x: qa,
       w: this.weights,
       bias: this.bias,
       y,
-      epilogue: opts.epilogue,
       dot4: this.dot4,
     });
   }
 
   /** Records the whole layer for an input no other layer shares: quantize x, then forwardQuantized. */
-  async forward(batch: CommandBatch, x: Block, y: Block, opts: ForwardOptions = {}): Promise<void> {
+  async forward(batch: CommandBatch, x: MatrixView, y: MatrixView): Promise<void> {
     const qa = await this.quantizeInput(batch, x);
     try {
-      await this.forwardQuantized(batch, qa, y, opts);
+      await this.forwardQuantized(batch, qa, y);
     } finally {
       qa.release();
     }
@@ -322,7 +324,7 @@ export class ConvLinear implements LinearLayer {
         `${this.label}: the activation was quantized for ${qa.inFeatures} features (${q.format}, ${q.rotation} ${q.groupSize}), this layer needs ${this.inFeatures} (${this.quantization.format}, ${this.quantization.rotation} ${this.quantization.groupSize})`,
       );
     }
-    if (qa.rows !== rows) throw new FluxError('bad-shape', `${this.label}: the activation has ${qa.rows} tokens, the block ${rows}`);
+    if (qa.rows !== rows) throw new FluxError('bad-shape', `${this.label}: the activation has ${qa.rows} tokens, the output ${rows}`);
   }
 
   private assertUsable(): void {

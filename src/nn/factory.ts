@@ -10,12 +10,13 @@ import { FluxError } from '../errors.ts';
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import type { Block } from '../kernels/block.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
 import type { RotationKind } from '../quant/hadamard.ts';
 import { ConvLinear, DEFAULT_GROUP_SIZE, DEFAULT_ROTATION, type PackedLinear } from './conv-linear.ts';
 import type { LowRankSplit } from '../quant/low-rank.ts';
 import { FloatLinear, type LayerPrecision, type LinearInput, type LinearLayer } from './linear.ts';
 import { LowRankLinear } from './low-rank-linear.ts';
+import { WeightOnlyLinear } from './weight-only-linear.ts';
 
 export { DEFAULT_GROUP_SIZE, DEFAULT_ROTATION };
 
@@ -28,6 +29,11 @@ export interface LinearSpec {
   readonly groupSize?: number;
   /** Names the layer's buffers in GPU errors. */
   readonly label?: string;
+  /**
+   * Quantize the weights only (int8/int4, per output channel, no rotation) and keep activations float: for layers
+   * that see one vector per step (the modulation linears). Rotation and group size do not apply.
+   */
+  readonly weightOnly?: boolean;
 }
 
 /**
@@ -37,6 +43,7 @@ export interface LinearSpec {
 export async function createLinear(ctx: GpuContext, spec: LinearSpec, weight: GpuTensor, bias: GpuTensor | undefined): Promise<LinearLayer> {
   if (spec.precision === 'float') return new FloatLinear(weight, bias);
   try {
+    if (spec.weightOnly) return await WeightOnlyLinear.fromFloat(ctx, weight, bias, { precision: spec.precision, label: spec.label });
     return await ConvLinear.fromFloat(ctx, weight, bias, {
       precision: spec.precision,
       rotation: spec.rotation ?? DEFAULT_ROTATION,
@@ -78,6 +85,12 @@ export async function buildLinear(ctx: GpuContext, spec: LinearSpec, source: Lin
       layer.destroy();
       throw e;
     });
+  }
+  if (spec.weightOnly) {
+    if (source.packed.quantization.format !== spec.precision) {
+      throw new FluxError('bad-argument', `${spec.label ?? 'linear'}: packed weights are ${source.packed.quantization.format}, wanted ${spec.precision}`);
+    }
+    return WeightOnlyLinear.fromPacked(ctx, source.packed, { label: spec.label });
   }
   const q = source.packed.quantization;
   const want = { format: spec.precision, rotation: spec.rotation ?? DEFAULT_ROTATION, groupSize: spec.groupSize ?? DEFAULT_GROUP_SIZE };
@@ -159,11 +172,11 @@ export class LinearSlot implements LinearLayer {
 
   /** The current layer's packed weights (for the packed file format and the cache); float layers have none. */
   async exportPacked(): Promise<PackedLinear> {
-    if (!(this.current instanceof ConvLinear)) throw new FluxError('bad-argument', `${this.name} is a ${this.precision} layer: nothing packed to export`);
+    if (!(this.current instanceof ConvLinear || this.current instanceof WeightOnlyLinear)) throw new FluxError('bad-argument', `${this.name} is a ${this.precision} layer: nothing packed to export`);
     return this.current.exportPacked();
   }
 
-  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+  encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
     return this.current.encode(batch, input, y);
   }
 

@@ -1,12 +1,12 @@
 /**
- * A linear layer of the model as the blocks see it: y = x·Wᵀ + b on blocks of activation buffers,
+ * A linear layer of the model as the blocks see it: y = x·Wᵀ + b on matrix views of activation buffers,
  * whatever its precision. Float layers run the f32 GEMM (bf16 or f32 weights); quantized layers run
  * ConvRot (rotate, quantize, integer GEMM, dequantize).
  */
 import type { CommandBatch } from '../gpu/batch.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import type { Block } from '../kernels/block.ts';
-import { linearF32 } from '../kernels/gemm.ts';
+import type { MatrixView } from '../kernels/matrix-view.ts';
+import { floatGemm } from '../kernels/gemm.ts';
 
 /** Something a layer derives from an input once and shares with the input's other readers. */
 export interface SharedValue {
@@ -15,7 +15,7 @@ export interface SharedValue {
 }
 
 /**
- * One input block read by several linears (q, k, v, the MLP projection). Quantized linears of the same
+ * One input view read by several linears (q, k, v, the MLP projection). Quantized linears of the same
  * format and rotation share one quantized copy of it: the rotation and quantizer are the same, so computing
  * it once is exact. Whoever creates the input releases it after recording all its readers (work on one
  * queue runs in order, so the memory can be reused by later dispatches of the same batch).
@@ -23,7 +23,7 @@ export interface SharedValue {
 export class LinearInput {
   private readonly shared = new Map<string, SharedValue>();
 
-  constructor(readonly x: Block) {}
+  constructor(readonly x: MatrixView) {}
 
   /** The value `make` produces for `key`, made once per input. */
   async once<T extends SharedValue>(key: string, make: () => Promise<T>): Promise<T> {
@@ -42,7 +42,7 @@ export class LinearInput {
 }
 
 /** Records every reader of x (`encode` receives the shared input), then releases what they derived from it. */
-export async function withInput(x: Block, encode: (input: LinearInput) => Promise<void>): Promise<void> {
+export async function withInput(x: MatrixView, encode: (input: LinearInput) => Promise<void>): Promise<void> {
   const input = new LinearInput(x);
   try {
     await encode(input);
@@ -52,7 +52,7 @@ export async function withInput(x: Block, encode: (input: LinearInput) => Promis
 }
 
 /** Records y = layer(x) for a layer that is x's only reader. */
-export function encodeLinear(batch: CommandBatch, layer: LinearLayer, x: Block, y: Block): Promise<void> {
+export function encodeLinear(batch: CommandBatch, layer: LinearLayer, x: MatrixView, y: MatrixView): Promise<void> {
   return withInput(x, (input) => layer.encode(batch, input, y));
 }
 
@@ -66,7 +66,7 @@ export interface LinearLayer {
   /** Bytes of GPU memory the weights hold. */
   readonly weightBytes: number;
   /** Records y = x·Wᵀ + b; y may be a column range of a wider output. */
-  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void>;
+  encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void>;
   destroy(): void;
 }
 
@@ -93,8 +93,8 @@ export class FloatLinear implements LinearLayer {
     return this.weight.buffer.size + (this.bias?.buffer.size ?? 0);
   }
 
-  encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
-    return linearF32(batch, { x: input.x, w: this.weight, bias: this.bias, y });
+  encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
+    return floatGemm(batch, { x: input.x, w: this.weight, bias: this.bias, y });
   }
 
   destroy(): void {

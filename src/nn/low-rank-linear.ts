@@ -9,8 +9,8 @@ import type { CommandBatch } from '../gpu/batch.ts';
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { GpuTensor } from '../gpu/tensor.ts';
-import { blockLayout, type Block } from '../kernels/block.ts';
-import { linearF32 } from '../kernels/gemm.ts';
+import { viewLayout, type MatrixView } from '../kernels/matrix-view.ts';
+import { floatGemm } from '../kernels/gemm.ts';
 import type { LowRankSplit } from '../quant/low-rank.ts';
 import { fromFloat32 } from '../weights/dtypes.ts';
 import type { LinearInput, LinearLayer } from './linear.ts';
@@ -63,14 +63,14 @@ export class LowRankLinear implements LinearLayer {
     return this.base.weightBytes + this.down.buffer.size + this.up.buffer.size;
   }
 
-  async encode(batch: CommandBatch, input: LinearInput, y: Block): Promise<void> {
+  async encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
     await this.base.encode(batch, input, y);
-    const rows = blockLayout(input.x, 'low-rank x').rows;
+    const rows = viewLayout(input.x, 'low-rank x').rows;
     const scratch = await this.ctx.pool.acquire(rows * this.rank * 4, 'low-rank branch');
     try {
       const t: GpuTensor = { buffer: scratch, offset: 0, shape: [rows, this.rank], dtype: 'f32' };
-      await linearF32(batch, { x: input.x, w: this.down, y: { tensor: t } });
-      await linearF32(batch, { x: { tensor: t }, w: this.up, y, accumulate: true });
+      await floatGemm(batch, { x: input.x, w: this.down, y: { tensor: t } });
+      await floatGemm(batch, { x: { tensor: t }, w: this.up, y, accumulate: true });
     } finally {
       // Later dispatches of the queue run after these two, so the scratch can be handed out again now.
       this.ctx.pool.release(scratch);

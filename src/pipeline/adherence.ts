@@ -22,7 +22,7 @@ export const ADHERENCE_REFERENCE = 'fp32';
 
 /** Table order: the float reference, W8A8, the W4A4 rotation ablation, the mixed INT8/INT4 preset. */
 export const ADHERENCE_METHODS: readonly AdherenceMethod[] = [
-  { id: ADHERENCE_REFERENCE, label: 'fp32', preset: 'fp32', rotation: 'regular' },
+  { id: ADHERENCE_REFERENCE, label: 'fp32', preset: 'float', rotation: 'regular' },
   { id: 'w8a8-regular', label: 'W8A8, regular', preset: 'w8a8', rotation: 'regular' },
   { id: 'w4a4-none', label: 'W4A4, no rotation', preset: 'w4a4', rotation: 'none' },
   { id: 'w4a4-sylvester', label: 'W4A4, Sylvester', preset: 'w4a4', rotation: 'sylvester' },
@@ -204,14 +204,17 @@ export function adherenceChecks(report: AdherenceReport): AdherenceCheck[] {
 
 const percent = (v: number) => (100 * v).toFixed(1);
 
+/** The report's rows as text cells (accuracies in %), header first: the Markdown table's and the bench page's. */
+export function adherenceTable(report: AdherenceReport): string[][] {
+  const header = ['method', ...ATTRIBUTES.map((a) => `1 obj ${a === 'allCorrect' ? 'all' : a}`), ...ATTRIBUTES.map((a) => `2 obj ${a === 'allCorrect' ? 'all' : a}`), 'latent rel. L2', 's / image'];
+  const rows = report.rows.map((r) => [r.label, ...ATTRIBUTES.map((a) => percent(r.accuracy.single[a])), ...ATTRIBUTES.map((a) => percent(r.accuracy.double[a])), r.latentRelativeL2.toFixed(4), (r.msPerImage / 1000).toFixed(1)]);
+  return [header, ...rows];
+}
+
 /** The report as a Markdown table (percentages), followed by the checks. */
 export function formatAdherence(report: AdherenceReport): string {
-  const header = ['method', ...ATTRIBUTES.map((a) => `1 obj ${a === 'allCorrect' ? 'all' : a}`), ...ATTRIBUTES.map((a) => `2 obj ${a === 'allCorrect' ? 'all' : a}`), 'latent rel. L2', 's / image'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const r of report.rows) {
-    const cells = [r.label, ...ATTRIBUTES.map((a) => percent(r.accuracy.single[a])), ...ATTRIBUTES.map((a) => percent(r.accuracy.double[a])), r.latentRelativeL2.toFixed(4), (r.msPerImage / 1000).toFixed(1)];
-    lines.push(`| ${cells.join(' | ')} |`);
-  }
+  const [header, ...rows] = adherenceTable(report);
+  const lines = [`| ${header!.join(' | ')} |`, `|${header!.map(() => '---').join('|')}|`, ...rows.map((cells) => `| ${cells.join(' | ')} |`)];
   const single = report.rows[0]!.accuracy.single.images;
   const double = report.rows[0]!.accuracy.double.images;
   lines.push(

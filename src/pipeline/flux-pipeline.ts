@@ -8,15 +8,17 @@
 import { FluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
-import type { LayerPrecision, PrecisionPreset, QuantPlan } from '../model/precision.ts';
-import { checkpointWeights } from '../model/weight-loader.ts';
+import type { LayerPrecision, PrecisionPresetName, QuantPlan } from '../model/precision.ts';
+import { CachedTransformer, type CacheLoadStats } from '../model/cached-weights.ts';
+import { sourceWeights, type TransformerWeightSource } from '../model/weight-loader.ts';
+import type { WeightCache } from '../weights/cache.ts';
 import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
-import type { FluxTransformer } from '../model/transformer.ts';
+import { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { sibling } from '../weights/safetensors.ts';
 import { readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
-import { loadTransformer, openTransformerCheckpoint } from './load.ts';
+import { DEFAULT_PRESET, openTransformerWeights } from './load.ts';
 import { loadVaeDecoder } from './load-vae.ts';
 import { gaussianNoise } from './noise.ts';
 import { denoise, flowSchedule, imagePositionIds, packLatent, PATCH, throwIfAborted, unpackLatent } from './sampler.ts';
@@ -73,19 +75,31 @@ export interface PipelineProgress {
   /** Since generate (or load) started. */
   readonly elapsedMs: number;
   readonly detail?: string;
+  /** Steps: the latent [16, height/8, width/8] after the step, for a live preview. */
+  readonly latent?: Float32Array;
 }
 
 export interface FluxPipelineLoadOptions {
   /** The GPU to run on; default: a new context, destroyed with the pipeline. */
   readonly gpu?: GpuContext;
-  /** Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). */
-  readonly precision?: PrecisionPreset;
+  /**
+   * Transformer precision preset (default w4a4 with INT8 where the preset says: 'mixed'). A packed model loads
+   * at the precision it was quantized at; asking it for another is an error.
+   */
+  readonly precision?: PrecisionPresetName;
   /** Text encoder precision (default: the text encoders' own). */
   readonly textPrecision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
   /** Free the text encoders after each encoding (they are reloaded for the next prompt). */
   readonly releaseEncoders?: boolean;
   readonly onProgress?: (p: PipelineProgress) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Keep the quantized transformer in this browser cache: a later load with the same source and precision
+   * reads it from IndexedDB without touching the source's weights.
+   */
+  readonly cache?: WeightCache;
+  /** What identifies the source's weights in the cache; default its transformer location (URL or path). */
+  readonly cacheIdentity?: string;
 }
 
 export interface GenerateOptions {
@@ -185,6 +199,8 @@ export class FluxPipeline {
     readonly defaults: GenerationDefaults,
     /** The shifted (dev) or plain (schnell) schedule. */
     readonly shift: boolean,
+    /** The cached weights the transformer came from, which layer swaps go through. */
+    private readonly cached: CachedTransformer | undefined,
   ) {
     this.encoders = encoders;
     this.runner = new TransformerRunner(transformer);
@@ -204,14 +220,18 @@ export class FluxPipeline {
     const start = performance.now();
     const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail });
     const resolved = await resolveSource(source);
-    const checkpoint = await openTransformerCheckpoint(resolved.transformer, resolved.transformerConfig);
+    const weights = await FluxPipeline.openWeights(ctx, resolved, options);
     let transformer: FluxTransformer | undefined;
     let vae: VaeDecoder | undefined;
     try {
-      transformer = await loadTransformer(ctx, checkpoint, {
-        preset: options.precision ?? 'mixed',
-        onProgress: (p) => progress(`transformer ${p.done}/${p.total} ${p.layer}`),
+      transformer = await FluxTransformer.load(ctx, weights.source, {
+        quant: weights.plan,
+        onProgress: (p) => {
+          throwIfAborted(options.signal);
+          progress(`transformer ${p.done}/${p.total} ${p.layer}`);
+        },
       });
+      await weights.commit();
       throwIfAborted(options.signal);
       progress('vae');
       vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig);
@@ -227,14 +247,42 @@ export class FluxPipeline {
         trueCfgScale: d.true_cfg_scale ?? 1,
         negativePrompt: d.negative_prompt ?? '',
       };
-      return new FluxPipeline(ctx, resolved, transformer, vae, encoders, options, defaults, resolved.shift ?? dev);
+      return new FluxPipeline(ctx, resolved, transformer, vae, encoders, options, defaults, resolved.shift ?? dev, weights.cached);
     } catch (e) {
       transformer?.destroy();
       vae?.destroy();
       throw e;
     } finally {
-      await checkpoint.close();
+      await weights.close();
     }
+  }
+
+  /** The transformer's weights: through the cache when given one, else straight from the source. */
+  private static async openWeights(
+    ctx: GpuContext,
+    resolved: ResolvedSource,
+    options: FluxPipelineLoadOptions,
+  ): Promise<{ source: TransformerWeightSource; plan: QuantPlan; commit(): Promise<void>; close(): Promise<void>; cached?: CachedTransformer }> {
+    const plan = options.precision === undefined ? undefined : { preset: options.precision };
+    const open = () => openTransformerWeights(ctx, resolved.transformer, resolved.transformerConfig, plan);
+    if (!options.cache) {
+      const opened = await open();
+      return { ...opened, commit: async () => {} };
+    }
+    let openedPlan: QuantPlan | undefined;
+    const cached = await CachedTransformer.open(ctx, {
+      cache: options.cache,
+      identity: options.cacheIdentity ?? resolved.transformer,
+      label: resolved.name,
+      precision: options.precision ?? DEFAULT_PRESET,
+      open: async () => {
+        const opened = await open();
+        openedPlan = opened.plan;
+        return opened;
+      },
+      plan: () => openedPlan!,
+    });
+    return { source: cached, plan: cached.plan, commit: () => cached.commit(), close: () => cached.close(), cached };
   }
 
   private static loadEncoders(ctx: GpuContext, source: ResolvedSource, options: FluxPipelineLoadOptions, progress: (detail: string) => void): Promise<TextEncoders> {
@@ -253,7 +301,11 @@ export class FluxPipeline {
     return this.transformer.layers();
   }
 
-  /** Rebuilds the named linears at `precision` from the checkpoint's float weights (reopened for the purpose). */
+  /**
+   * Rebuilds the named linears at `precision`: from the weight cache when the pipeline has one and holds that
+   * layer at that precision (else built from the source and stored), otherwise from the source's float weights
+   * (reopened for the purpose; a packed model cannot change precision without its source).
+   */
   async setPrecision(names: readonly string[], precision: LayerPrecision): Promise<void> {
     const slots = this.transformer.layers();
     for (const name of names) if (!slots.has(name)) throw new FluxError('bad-argument', `no transformer layer named ${name}`);
@@ -266,10 +318,11 @@ export class FluxPipeline {
    */
   async applyQuantPlan(plan: QuantPlan): Promise<void> {
     const specs = new Map<string, LinearSpec>();
-    for (const name of this.transformer.layers().keys()) {
+    for (const [name, slot] of this.transformer.layers()) {
       const precision = plan.layers.get(name);
       if (precision === undefined) throw new FluxError('bad-argument', `the plan has no precision for transformer layer ${name}`);
-      specs.set(name, { precision, rotation: plan.rotation, groupSize: plan.groupSize });
+      // weightOnly is the layer's kind (a modulation linear), not the plan's to change.
+      specs.set(name, { ...slot.spec, precision, rotation: plan.rotation, groupSize: plan.groupSize });
     }
     await this.applyLayerSpecs(specs);
   }
@@ -290,13 +343,28 @@ export class FluxPipeline {
   private async rebuildSlots(changes: readonly (readonly [string, LayerPrecision | LinearSpec])[]): Promise<void> {
     if (changes.length === 0) return;
     const slots = this.transformer.layers();
-    const checkpoint = await openTransformerCheckpoint(this.source.transformer, this.source.transformerConfig);
+    const weights = this.cached ?? (await openTransformerWeights(this.ctx, this.source.transformer, this.source.transformerConfig));
     try {
-      const provider = checkpointWeights(this.ctx, checkpoint);
+      const provider = sourceWeights(weights instanceof CachedTransformer ? weights : weights.source);
       for (const [name, spec] of changes) await slots.get(name)!.rebuild(spec, provider);
     } finally {
-      await checkpoint.close();
+      await weights.close();
     }
+  }
+
+  /** Cache use of the load (records read, built, found corrupt), when loaded with a cache. */
+  get cacheStats(): CacheLoadStats | undefined {
+    return this.cached && { ...this.cached.stats };
+  }
+
+  /** T5 tokens per prompt, the text rows of every transformer call (undefined while the encoders are released). */
+  get textTokens(): number | undefined {
+    return this.encoders?.t5MaxLength;
+  }
+
+  /** Bytes of GPU memory the text encoders hold (0 while released). */
+  get textEncoderBytes(): number {
+    return this.encoders?.weightBytes ?? 0;
   }
 
   /** The model's name (its folder), for metadata. */
@@ -345,10 +413,10 @@ export class FluxPipeline {
       timesteps: flowSchedule(steps, tokens, this.shift),
       guidance,
       signal: o.signal,
-      onStep: (k, n, ms) => {
+      onStep: (k, n, ms, img) => {
         stepMs.push(ms);
         o.onStep?.(k, n, ms);
-        report({ phase: 'step', step: k, steps: n, ms });
+        if (o.onProgress) report({ phase: 'step', step: k, steps: n, ms, latent: unpackLatent(img, channels, h, w) });
       },
     });
     throwIfAborted(o.signal);

@@ -106,8 +106,8 @@ export interface DenoiseArgs {
   /** The embedded guidance of dev models; ignored by schnell. */
   readonly guidance?: number;
   readonly signal?: AbortSignal;
-  /** After each step, with its 1-based index and wall time. */
-  readonly onStep?: (step: number, steps: number, ms: number) => void;
+  /** After each step, with its 1-based index, wall time and the packed latent so far (read it, do not keep it). */
+  readonly onStep?: (step: number, steps: number, ms: number, img: Float32Array) => void;
 }
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {
@@ -145,7 +145,7 @@ export async function denoise(runner: TransformerRunner, a: DenoiseArgs): Promis
         const v = neg ? neg[i]! + scale * (pos![i]! - neg[i]!) : pos![i]!;
         img[i] = img[i]! + dt * v;
       }
-      a.onStep?.(k + 1, steps, performance.now() - start);
+      a.onStep?.(k + 1, steps, performance.now() - start, img);
     }
     return img;
   } finally {

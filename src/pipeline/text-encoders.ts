@@ -47,7 +47,7 @@ export interface TextEncoderLoadOptions {
  * CLIP-L is 123 M parameters: float costs little. T5-XXL is 4.7 B: INT8 keeps it within 1 % of float (see
  * docs/text-encoders.md for the measurements) at half the memory of BF16; INT4 is an opt-in for tight memory.
  */
-export const DEFAULT_TEXT_PRECISION: { readonly clip: TextPrecision; readonly t5: TextPrecision } = { clip: 'fp32', t5: 'w8a8' };
+export const DEFAULT_TEXT_PRECISION: { readonly clip: TextPrecision; readonly t5: TextPrecision } = { clip: 'float', t5: 'w8a8' };
 /** FLUX.1-dev's T5 length, used when no tokenizer says otherwise. */
 export const DEFAULT_T5_MAX_LENGTH = 512;
 

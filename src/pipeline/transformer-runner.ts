@@ -81,7 +81,15 @@ export class TransformerRunner {
 
   async forward(
     inputs: FluxInputs,
-    options: { intermediates?: boolean; modulations?: { readonly tensor: GpuTensor; readonly step: number } } = {},
+    options: {
+      intermediates?: boolean;
+      modulations?: { readonly tensor: GpuTensor; readonly step: number };
+      /**
+       * Benchmarks: the embeddings, each block and the final layer are submitted on their own and their GPU
+       * times (timestamps, else wall clock) pushed here as `{ name, ms }`, in order.
+       */
+      blockTimes?: { name: string; ms: number }[];
+    } = {},
   ): Promise<TransformerOutputs> {
     const { config } = this.model;
     const { imgTokens: imageRows, txtTokens: textRows } = checkFluxInputs(config, inputs);
@@ -100,7 +108,12 @@ export class TransformerRunner {
     if (textRows > 0) writeBuffer(this.ctx, arena.txt.buffer, 0, inputs.txt);
     writeBuffer(this.ctx, arena.pooled.buffer, 0, inputs.y);
 
-    const batch = new CommandBatch(this.ctx, 'transformer forward');
+    let batch = new CommandBatch(this.ctx, 'transformer forward');
+    const endSegment = async (name: string): Promise<void> => {
+      if (!options.blockTimes) return;
+      options.blockTimes.push({ name, ms: (await batch.submitTimed()).ms });
+      batch = new CommandBatch(this.ctx, 'transformer forward');
+    };
     if (options.modulations) {
       const bytes = this.model.modulationSize * GPU_DTYPE_BYTES.f32;
       batch.copy(options.modulations.tensor.buffer, options.modulations.tensor.offset + options.modulations.step * bytes, arena.modulation.buffer, 0, bytes);
@@ -108,6 +121,7 @@ export class TransformerRunner {
       await this.encodeConditioning(batch, arena, inputs.timestep, inputs.guidance);
     }
     await this.model.encodeEmbedding(batch, arena, arena.img, arena.txt);
+    await endSegment(options.modulations ? 'embeddings' : 'embeddings + modulation');
 
     // Streams are copied aside on the GPU as the blocks go, and read back once at the end.
     const snapshots: { name: string; buffer: GPUBuffer; byteOffset: number; bytes: number }[] = [];
@@ -120,6 +134,7 @@ export class TransformerRunner {
     try {
       for (let i = 0; i < this.model.depthDouble; i++) {
         await this.model.encodeDoubleBlock(batch, i, arena);
+        await endSegment(`double block ${i}`);
         if (options.intermediates) {
           await snapshot(`double_blocks.${i}.img`, textRows, imageRows);
           await snapshot(`double_blocks.${i}.txt`, 0, textRows);
@@ -127,10 +142,12 @@ export class TransformerRunner {
       }
       for (let i = 0; i < this.model.depthSingle; i++) {
         await this.model.encodeSingleBlock(batch, i, arena);
+        await endSegment(`single block ${i}`);
         if (options.intermediates) await snapshot(`single_blocks.${i}.out`, 0, textRows + imageRows);
       }
       await this.model.encodeFinalLayer(batch, arena, arena.out);
-      await batch.submit();
+      if (options.blockTimes) await endSegment('final layer');
+      else await batch.submit();
       const out = await readFloat32(this.ctx, arena.out.buffer, 0, imageRows * config.outChannels);
       const streams = new Map<string, Float32Array>();
       for (const s of snapshots) streams.set(s.name, await readFloat32(this.ctx, s.buffer, s.byteOffset, s.bytes / 4));

@@ -1,5 +1,5 @@
 /**
- * CPU reference of a ConvRot linear layer y = x·Wᵀ + b (docs/convrot.md §2.5), in the integer form the GPU
+ * CPU reference of a ConvRot linear layer y = x·Wᵀ + b (docs/convrot-method.md §3), in the integer form the GPU
  * kernels run and in the float ("fake-quantized") form the golden outputs were computed with.
  *
  * Integer path:

@@ -1,5 +1,5 @@
 /**
- * Group-wise Hadamard rotations of ConvRot (docs/convrot.md §1): each contiguous group of n input channels is
+ * Group-wise Hadamard rotations of ConvRot (docs/convrot-method.md §1): each contiguous group of n input channels is
  * multiplied by a normalised n×n Hadamard matrix Ĥ, i.e. x ↦ x·R with R = I ⊗ Ĥ. Ĥ is symmetric and
  * orthogonal, so it is its own inverse and rotating both x and W leaves x·Wᵀ unchanged.
  *
@@ -29,15 +29,10 @@
  *  Stages work on unnormalised ±1 sums, so intermediate values grow by up to n× before the final scaling.
  */
 import { FluxError } from '../errors.ts';
+import { assertRotationSize, EVEN_BITS, paddedWidth, rotationScale, type RotationKind } from '../format/rotation.ts';
 import { assertCount, assertMatrix } from './shape.ts';
 
-export type RotationKind = 'regular' | 'sylvester' | 'none';
-
-/** Largest group size: indices are combined with 32-bit bitwise operations (i ^ j, popcount). */
-const MAX_ROTATION_SIZE = 2 ** 30;
-
-/** Bits at even positions: a power of two is a power of four iff its set bit is one of these. */
-const EVEN_BITS = 0x55555555;
+export { assertRotationSize, paddedWidth, rotationScale, type RotationKind };
 
 /** The base Hadamard matrix of the regular construction: all ones, −1 on the anti-diagonal. */
 const H4: readonly (readonly number[])[] = [
@@ -46,34 +41,6 @@ const H4: readonly (readonly number[])[] = [
   [1, -1, 1, 1],
   [-1, 1, 1, 1],
 ];
-
-function isPowerOfTwo(n: number): boolean {
-  return n >= 1 && (n & (n - 1)) === 0;
-}
-
-/** Throws unless n is a valid group size for this rotation kind. */
-export function assertRotationSize(kind: RotationKind, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_ROTATION_SIZE) {
-    throw new FluxError('bad-argument', `rotation group size must be an integer in [1, 2^30], got ${n}`);
-  }
-  switch (kind) {
-    case 'regular':
-      if (n < 4 || !isPowerOfTwo(n) || (n & EVEN_BITS) === 0) {
-        const valid = '4, 16, 64, 256, ...';
-        throw new FluxError('bad-argument', `regular Hadamard size must be a power of 4 (${valid}), got ${n}`);
-      }
-      return;
-    case 'sylvester':
-      if (n < 2 || !isPowerOfTwo(n)) {
-        throw new FluxError('bad-argument', `Sylvester Hadamard size must be a power of 2 (>= 2), got ${n}`);
-      }
-      return;
-    case 'none':
-      return;
-    default:
-      throw new FluxError('bad-argument', `unknown rotation kind '${String(kind)}' (regular, sylvester or none)`);
-  }
-}
 
 function popcount(v: number): number {
   let c = v - ((v >>> 1) & 0x55555555);
@@ -90,11 +57,6 @@ export function regularSign(i: number, j: number): number {
 /** Sign (±1) of the unnormalised Sylvester Hadamard entry H[i][j]. */
 export function sylvesterSign(i: number, j: number): number {
   return popcount(i & j) & 1 ? -1 : 1;
-}
-
-/** f32(1/√n): the normalisation every fast transform applies once at the end (exactly 2^−k for n = 4^k). */
-export function rotationScale(n: number): number {
-  return Math.fround(1 / Math.sqrt(n));
 }
 
 /** Dense normalised Ĥ (row-major n×n, f64, for tests); 'none' gives the identity. */
@@ -206,11 +168,6 @@ export function rotateGroup(kind: RotationKind, data: Float32Array | Float64Arra
     throw new FluxError('bad-shape', `rotation group [${offset}, ${offset + n}) exceeds length ${data.length}`);
   }
   rotateGroupUnchecked(kind, data, offset, n);
-}
-
-/** Width after zero-padding `cols` up to a multiple of `groupSize`. */
-export function paddedWidth(cols: number, groupSize: number): number {
-  return Math.ceil(cols / groupSize) * groupSize;
 }
 
 /**

@@ -7,7 +7,7 @@
  *         as a two's-complement nibble (−8 → 0x8, −1 → 0xF, 7 → 0x7).
  *         word = e0 | e1 << 4 | e2 << 8 | … | e7 << 28
  *         Read as little-endian bytes, byte j holds element 2j in its low nibble and element 2j+1 in its high
- *         nibble: exactly QuaRot's pack_i4 byte order (docs/convrot.md §7), e.g. (−7, 3) → 0x39,
+ *         nibble: exactly QuaRot's pack_i4 byte order (docs/packed-format.md), e.g. (−7, 3) → 0x39,
  *         (−8, 7) → 0x78, (1, −1) → 0xF1.
  *   INT8: 4 values per word. Element k sits in word k / 4 at bits 8·(k % 4) … 8·(k % 4) + 7, two's complement
  *         (byte k of the row in little-endian order, i.e. the layout of an Int8Array).
@@ -16,20 +16,13 @@
  * always is in practice. Rows never share a word.
  */
 import { FluxError } from '../errors.ts';
+import { valuesPerWord, WORD_BITS, type PackBits } from '../format/quant-format.ts';
 import { assertMatrix } from './shape.ts';
 
-/** Width in bits of one packed value. */
-export type PackBits = 4 | 8;
+export { valuesPerWord, type PackBits };
 
 /** Integers to pack, row-major. */
 export type SignedValues = Int8Array | Int32Array | readonly number[];
-
-const WORD_BITS = 32;
-
-/** Number of values one u32 word holds. */
-export function valuesPerWord(bits: PackBits): number {
-  return WORD_BITS / bits;
-}
 
 function assertPackable(bits: PackBits, k: number): void {
   if (bits !== 4 && bits !== 8) {

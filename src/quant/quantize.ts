@@ -1,5 +1,5 @@
 /**
- * ConvRot's symmetric absmax quantizers (docs/convrot.md §2.3-2.4, §3.1): one scale per row of an already
+ * ConvRot's symmetric absmax quantizers (docs/convrot-method.md §2): one scale per row of an already
  * rotated matrix, per output channel for weights and per token for activations. No zero point, no clipping
  * search, no calibration.
  *
@@ -11,46 +11,10 @@
  * Caveat for GPU tests: WGSL only bounds f32 division to 2.5 ULP (×, +, − are correctly rounded), so a GPU
  * quotient that lands within a few ULP of a .5 boundary may round to the neighbouring integer.
  */
-import { FluxError } from '../errors.ts';
-import type { PackBits } from './pack.ts';
+import { QUANT_FORMATS, quantFormat, SCALE_FLOOR, type QuantFormat, type QuantFormatName } from '../format/quant-format.ts';
 import { assertMatrix } from './shape.ts';
 
-export type QuantFormatName = 'int4' | 'int8';
-
-export interface QuantFormat {
-  readonly name: QuantFormatName;
-  /** Width of one packed value. */
-  readonly bits: PackBits;
-  /** Weights use the symmetric range [−qmaxWeight, qmaxWeight]; s_w = absmax / qmaxWeight. */
-  readonly qmaxWeight: number;
-  /** Activations are clamped to [qminAct, qmaxAct]; s_x = absmax / qmaxAct. */
-  readonly qminAct: number;
-  readonly qmaxAct: number;
-}
-
-export const QUANT_FORMATS: Readonly<Record<QuantFormatName, QuantFormat>> = {
-  // 7 = 2^3 − 1: the scale maps ±absmax to ±7, so rounding never yields −8; activations still get QuaRot's
-  // kernel clamp [−8, 7], weights the symmetric [−7, 7] that ConvRot stores.
-  int4: { name: 'int4', bits: 4, qmaxWeight: 7, qminAct: -8, qmaxAct: 7 },
-  // 127 = 2^7 − 1, range symmetric ±127 (never −128), as ConvRot's Regular8bit.
-  int8: { name: 'int8', bits: 8, qmaxWeight: 127, qminAct: -127, qmaxAct: 127 },
-};
-
-/** The format table entry for `name`; throws FluxError for an unknown name (callers may be untyped JS). */
-export function quantFormat(name: QuantFormatName): QuantFormat {
-  if (!Object.hasOwn(QUANT_FORMATS, name)) {
-    throw new FluxError('bad-argument', `unknown quantization format '${String(name)}' (expected int4 or int8)`);
-  }
-  return QUANT_FORMATS[name];
-}
-
-/**
- * Smallest normal f32 (2^−126). Scales are floored here so an all-zero row gets a finite non-zero scale: its
- * values divide to q = 0 (no 0/0 NaN) and dequantize back to exactly 0. A normal floor also survives GPUs that
- * flush subnormals to zero. It changes nothing for rows with absmax ≥ qmax·2^−126. (The official INT4 path has
- * no floor; the INT8 path floors fp16 scales at 1e-5, which f32 scales do not need.)
- */
-export const SCALE_FLOOR = 2 ** -126;
+export { QUANT_FORMATS, quantFormat, SCALE_FLOOR, type QuantFormat, type QuantFormatName };
 
 /** Rounds to the nearest integer, ties to even (torch.round, WGSL round, CUDA __half2int_rn). */
 export function roundHalfEven(v: number): number {

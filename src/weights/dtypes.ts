@@ -9,14 +9,19 @@ export const DTYPE_BYTES = {
   F32: 4,
   F16: 2,
   BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
   I8: 1,
   U8: 1,
   I32: 4,
+  U32: 4,
   I64: 8,
 } as const;
 
 export type Dtype = keyof typeof DTYPE_BYTES;
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
+/** Float dtypes checkpoints are read in: FloatDtype plus the FP8 formats of the widely shared FP8 FLUX files. */
+export type SourceFloatDtype = FloatDtype | 'F8_E4M3' | 'F8_E5M2';
 
 export function isDtype(name: string): name is Dtype {
   return Object.hasOwn(DTYPE_BYTES, name);
@@ -24,6 +29,10 @@ export function isDtype(name: string): name is Dtype {
 
 export function isFloatDtype(dtype: Dtype): dtype is FloatDtype {
   return dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';
+}
+
+export function isSourceFloatDtype(dtype: string): dtype is SourceFloatDtype {
+  return dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F8_E4M3' || dtype === 'F8_E5M2';
 }
 
 // Scratch views to move between a float32 and its bit pattern.
@@ -54,6 +63,25 @@ export function f16ToF32(bits: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** (1 - F16_EXPONENT_BIAS - F16_MANTISSA_BITS);
   if (exponent === F16_MAX_EXPONENT) return mantissa ? NaN : sign * Infinity;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - F16_EXPONENT_BIAS);
+}
+
+// F8_E4M3 ("e4m3fn", OCP FP8): bias 7, 3 mantissa bits, no infinities; S.1111.111 is the only NaN.
+const E4M3_EXPONENT_BIAS = 7;
+const E4M3_MANTISSA_BITS = 3;
+
+/** F8_E4M3 bits -> float32 (exact: every e4m3 value is a float32). */
+export function f8e4m3ToF32(bits: number): number {
+  const sign = bits & 0x80 ? -1 : 1;
+  const exponent = (bits >> E4M3_MANTISSA_BITS) & 0xf;
+  const mantissa = bits & 0x7;
+  if (exponent === 0xf && mantissa === 0x7) return NaN;
+  if (exponent === 0) return sign * mantissa * 2 ** (1 - E4M3_EXPONENT_BIAS - E4M3_MANTISSA_BITS);
+  return sign * (1 + mantissa / 8) * 2 ** (exponent - E4M3_EXPONENT_BIAS);
+}
+
+/** F8_E5M2 bits -> float32. E5M2 is IEEE-style with f16's exponent: it is exactly the top byte of an f16. */
+export function f8e5m2ToF32(bits: number): number {
+  return f16ToF32((bits & 0xff) << 8);
 }
 
 /** float32 -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
@@ -121,8 +149,20 @@ function littleEndianView<T>(bytes: Uint8Array, View: TypedArrayConstructor<T>, 
   return new View(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / size);
 }
 
+const f8Tables = new Map<'F8_E4M3' | 'F8_E5M2', Float32Array>();
+/** All 256 values of an FP8 format, built once. */
+function f8Table(dtype: 'F8_E4M3' | 'F8_E5M2'): Float32Array {
+  let table = f8Tables.get(dtype);
+  if (!table) {
+    const decode = dtype === 'F8_E4M3' ? f8e4m3ToF32 : f8e5m2ToF32;
+    table = Float32Array.from({ length: 256 }, (_, bits) => decode(bits));
+    f8Tables.set(dtype, table);
+  }
+  return table;
+}
+
 /**
- * Decodes F32/F16/BF16 tensor bytes to float32. For F32 input with aligned bytes the result shares
+ * Decodes F32/F16/BF16/F8 tensor bytes to float32 (the CPU reference; the loader widens on the GPU). For F32 input with aligned bytes the result shares
  * memory with `bytes`; the 16-bit types always produce a new array.
  */
 export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array<ArrayBuffer> {
@@ -142,8 +182,13 @@ export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array<ArrayBu
       for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]!]!;
       return out;
     }
+    case 'F8_E4M3':
+    case 'F8_E5M2': {
+      const table = f8Table(dtype);
+      return Float32Array.from(bytes, (b) => table[b]!);
+    }
     default:
-      throw new FluxError('unsupported-dtype', `cannot convert ${dtype} to float32 (only F32, F16, BF16)`);
+      throw new FluxError('unsupported-dtype', `cannot convert ${dtype} to float32 (only F32, F16, BF16, F8_E4M3, F8_E5M2)`);
   }
 }
 

@@ -3,7 +3,7 @@
  * Opening reads and validates only the header; tensor bytes are read one tensor at a time on demand.
  */
 import { FluxError } from '../errors.ts';
-import type { ByteSource } from '../gpu/platform/types.ts';
+import type { ByteSource } from '../platform/types.ts';
 import { DTYPE_BYTES, isDtype, toFloat32, type Dtype } from './dtypes.ts';
 import { isHttpUrl, openSource } from './sources.ts';
 
@@ -353,18 +353,23 @@ function isPlainFileName(name: string): boolean {
 
 const INDEX_SUFFIX = '.index.json';
 const SAFETENSORS_SUFFIX = '.safetensors';
+/** The file name `flux-w4a4 quantize` gives a packed transformer inside its component folder. */
+export const PACKED_CHECKPOINT_FILE = 'flux-w4a4-packed.safetensors';
 /** What a diffusers/transformers component folder holds, in the order we look for it. */
 const CHECKPOINT_FILE_NAMES = [
+  PACKED_CHECKPOINT_FILE,
   'diffusion_pytorch_model.safetensors.index.json',
   'diffusion_pytorch_model.safetensors',
   'model.safetensors.index.json',
   'model.safetensors',
 ];
 
-/** `fileName` inside the folder `location` (a path, joined with '/', or an http(s) URL). */
-/** `fileName` inside the folder `location` (a path or an http(s) URL). */
+/**
+ * `fileName` inside the folder `location` (a path, joined with '/', or an http(s) URL; a folder URL without its
+ * trailing slash still names the folder, not its parent's entry).
+ */
 export function sibling(location: string, fileName: string): string {
-  if (isHttpUrl(location)) return new URL(fileName, location).href;
+  if (isHttpUrl(location)) return new URL(fileName, location.endsWith('/') ? location : `${location}/`).href;
   return `${location.replace(/[/\\]+$/, '')}/${fileName}`;
 }
 
@@ -393,14 +398,12 @@ async function openFile(source: ByteSource): Promise<TensorReader> {
 
 /**
  * Opens a checkpoint from a path or http(s) URL: a `.safetensors` file, a `.safetensors.index.json`,
- * or (paths only) a component folder holding one of CHECKPOINT_FILE_NAMES, e.g. `transformer/`.
- * Local paths need Node (the platform's openFileSource); in the browser pass a URL or use blobSource.
+ * or a component folder holding one of CHECKPOINT_FILE_NAMES, e.g. `transformer/` (over HTTP each name is
+ * tried in turn; a missing one must answer 404, as static hosts do).
+ * Local paths need Node (the platform's openFileSource) or, in the browser, files mounted from a picked folder.
  */
 export async function openCheckpoint(location: string): Promise<TensorReader> {
   if (location.endsWith(INDEX_SUFFIX) || location.endsWith(SAFETENSORS_SUFFIX)) return openFile(await openSource(location));
-  if (isHttpUrl(location)) {
-    throw new FluxError('bad-argument', `${location}: a URL must name a ${SAFETENSORS_SUFFIX} file or a ${INDEX_SUFFIX} file`);
-  }
   for (const fileName of CHECKPOINT_FILE_NAMES) {
     let source: ByteSource;
     try {

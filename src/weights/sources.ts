@@ -4,7 +4,7 @@
  */
 import { openFileSource } from '#platform';
 import { FluxError } from '../errors.ts';
-import type { ByteSource } from '../gpu/platform/types.ts';
+import type { ByteSource } from '../platform/types.ts';
 
 /** Guards every read so all sources fail the same way on bad ranges and use after close. */
 function checkRead(name: string, size: number, closed: boolean, offset: number, length: number): void {
@@ -131,8 +131,62 @@ export function isHttpUrl(location: string): boolean {
   return HTTP_URL.test(location);
 }
 
-/** The right ByteSource for a location: an http(s) URL, a Blob/File, or a local path (Node only). */
+/** A path as mountFiles keys it: '/'-separated, no './' or empty segments. */
+function mountKey(path: string): string {
+  return path
+    .split(/[/\\]+/)
+    .filter((part) => part !== '' && part !== '.')
+    .join('/');
+}
+
+const mountedFiles = new Map<string, Blob>();
+
+/**
+ * Makes blobs readable by path: the files of a folder picked in the browser (`<input webkitdirectory>`, keyed by
+ * `webkitRelativePath`), where paths are otherwise unreadable, so a picked diffusers folder loads like a path.
+ * Returns the unmount.
+ */
+export function mountFiles(files: Iterable<readonly [path: string, file: Blob]>): () => void {
+  const keys: string[] = [];
+  for (const [path, file] of files) {
+    const key = mountKey(path);
+    mountedFiles.set(key, file);
+    keys.push(key);
+  }
+  return () => {
+    for (const key of keys) mountedFiles.delete(key);
+  };
+}
+
+/** Called with the byte count of every read from a source openSource opened. */
+export type ReadListener = (sourceName: string, bytes: number) => void;
+const readListeners = new Set<ReadListener>();
+
+/** Watches every read from sources openSource opens (a page's loading meter: bytes and rate). Returns the unsubscribe. */
+export function observeReads(listener: ReadListener): () => void {
+  readListeners.add(listener);
+  return () => readListeners.delete(listener);
+}
+
+function metered(source: ByteSource): ByteSource {
+  return {
+    name: source.name,
+    size: source.size,
+    async read(offset: number, length: number): Promise<Uint8Array> {
+      const bytes = await source.read(offset, length);
+      for (const listener of readListeners) listener(source.name, bytes.byteLength);
+      return bytes;
+    },
+    close: () => source.close(),
+  };
+}
+
+/** The right ByteSource for a location: an http(s) URL, a Blob/File, a mounted file, or a local path (Node only). */
 export async function openSource(location: string | URL | Blob): Promise<ByteSource> {
+  return metered(await openUnmetered(location));
+}
+
+async function openUnmetered(location: string | URL | Blob): Promise<ByteSource> {
   if (location instanceof Blob) return blobSource(location);
   const text = String(location);
   if (isHttpUrl(text)) return httpSource(text);
@@ -140,6 +194,8 @@ export async function openSource(location: string | URL | Blob): Promise<ByteSou
     if (location.protocol !== 'file:') throw new FluxError('bad-argument', `${text}: unsupported URL scheme (use http, https or file)`);
     return openFileSource(decodeURIComponent(location.pathname));
   }
+  const mounted = mountedFiles.get(mountKey(text));
+  if (mounted) return blobSource(mounted, text);
   return openFileSource(text);
 }
 

@@ -29,7 +29,7 @@ describe('flux-w4a4 forward', () => {
 
   it('writes out and the block streams of the diffusers folder, matching the golden file in fp32', async () => {
     const out = join(dir, 'fp32.safetensors');
-    const run = await cli('forward', '--model', join(FIXTURES, 'transformer'), '--inputs', INPUTS, '--out', out, '--precision', 'fp32', '--intermediates');
+    const run = await cli('forward', '--model', join(FIXTURES, 'transformer'), '--inputs', INPUTS, '--out', out, '--precision', 'float', '--intermediates');
     expect(run.stderr).toContain('wrote');
     expect(run.code).toBe(0);
     const [got, golden] = [await readAll(out), await readAll(INPUTS)];

@@ -45,7 +45,7 @@ describe('flux-w4a4 calibrate / smooth / report', () => {
     const smoothed = join(dir, 'smoothed.safetensors');
     const smooth = await cli('smooth', '--model', MODEL, '--calib', calib, '--out', smoothed);
     expect(smooth.code).toBe(0);
-    const forward = await cli('forward', '--model', smoothed, '--inputs', INPUTS, '--out', out, '--precision', 'fp32');
+    const forward = await cli('forward', '--model', smoothed, '--inputs', INPUTS, '--out', out, '--precision', 'float');
     expect(forward.code).toBe(0);
     const [got, golden] = [await readAll(out), await readAll(INPUTS)];
     expect(maxRelError(await got.readFloat32('out'), await golden.readFloat32('out'))).toBeLessThanOrEqual(FLOAT_MATCH_TOLERANCE);

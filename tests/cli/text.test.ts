@@ -45,7 +45,7 @@ describe('flux-w4a4 encode', () => {
 
   it('--inputs: the golden ids give the golden outputs in fp32', async () => {
     const out = join(dir, 'fp32.safetensors');
-    const run = await cli('encode', '--t5', T5_DIR, '--clip', CLIP_DIR, '--inputs', `${TEXT_GOLDEN}/encode.safetensors`, '--out', out, '--precision', 'fp32');
+    const run = await cli('encode', '--t5', T5_DIR, '--clip', CLIP_DIR, '--inputs', `${TEXT_GOLDEN}/encode.safetensors`, '--out', out, '--precision', 'float');
     expect(run.stderr).toContain('wrote');
     const golden = await loadTextGolden();
     const file = await openCheckpoint(out);
@@ -59,7 +59,7 @@ describe('flux-w4a4 encode', () => {
 
   it('--prompt with only T5 writes only t5_hidden, at the tokenizer length', async () => {
     const out = join(dir, 'prompt.safetensors');
-    const run = await cli('encode', '--t5', T5_DIR, '--prompt', 'a photo of a cat', '--t5-tokenizer', T5_TOKENIZER, '--out', out, '--precision', 'fp32');
+    const run = await cli('encode', '--t5', T5_DIR, '--prompt', 'a photo of a cat', '--t5-tokenizer', T5_TOKENIZER, '--out', out, '--precision', 'float');
     expect(run.code).toBe(0);
     const file = await openCheckpoint(out);
     expect(file.names()).toEqual(['t5_hidden']);

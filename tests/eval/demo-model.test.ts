@@ -76,7 +76,7 @@ describe('demo transformer on the GPU, fp32', () => {
   it('matches the reference call from the exported weights', async () => {
     const ctx = await testGpu();
     const checkpoint = FluxCheckpoint.open(await openSafetensors(`${MODEL}transformer/diffusion_pytorch_model.safetensors`), config);
-    const model = await FluxTransformer.load(ctx, checkpoint, { quant: makeQuantPlan(config, { preset: 'fp32' }) });
+    const model = await FluxTransformer.load(ctx, checkpoint, { quant: makeQuantPlan(config, { preset: 'float' }) });
     await checkpoint.close();
     const runner = new TransformerRunner(model);
     try {

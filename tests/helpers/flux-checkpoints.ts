@@ -2,9 +2,10 @@
  * Checkpoints for tests, written independently of src/model/layout.ts so that a naming mistake there
  * cannot hide behind the same mistake here: random FLUX models in the reference (BFL) key layout, and a
  * BFL -> diffusers converter (renaming, q/k/v and linear1 split, final-layer halves swapped) written
- * from the table in docs/flux-architecture.md §8.3.
+ * from the diffusers key names (docs/architecture.md, "Checkpoints").
  */
 import type { FluxConfig } from '../../src/model/config.ts';
+import type { FluxInputs } from '../../src/model/inputs.ts';
 import { fromFloat32, type FloatDtype } from '../../src/weights/dtypes.ts';
 import { encodeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.ts';
 import type { TensorReader } from '../../src/weights/safetensors.ts';
@@ -152,4 +153,21 @@ export async function bflToDiffusers(reader: TensorReader, config: FluxConfig): 
   }
   await linear('final_layer.linear', 'proj_out');
   return encodeSafetensors(out);
+}
+
+/** Random inputs: image tokens on a rows x cols patch grid (ids (0, r, c)), text tokens with zero ids. */
+export function generatedInputs(config: FluxConfig, imageGrid: [number, number], textTokens: number, seed: number): FluxInputs {
+  const [rows, cols] = imageGrid;
+  const imgIds = new Float32Array(rows * cols * 3);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) imgIds.set([0, r, c], (r * cols + c) * 3);
+  }
+  return {
+    img: randn(rows * cols * config.inChannels, seed),
+    imgIds,
+    txt: randn(textTokens * config.contextDim, seed + 1),
+    txtIds: new Float32Array(textTokens * 3),
+    timestep: 0.6,
+    y: randn(config.vecDim, seed + 2),
+  };
 }

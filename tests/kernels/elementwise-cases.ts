@@ -7,8 +7,8 @@ import type { GpuContext } from '../../src/gpu/device.ts';
 import { CommandBatch } from '../../src/gpu/batch.ts';
 import { readFloat32, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuTensor } from '../../src/gpu/tensor.ts';
-import type { Block } from '../../src/kernels/block.ts';
-import { add, copyBlock, gatedGeluTanh, gatedResidualAdd, geluTanh, quickGelu, silu } from '../../src/kernels/elementwise.ts';
+import type { MatrixView } from '../../src/kernels/matrix-view.ts';
+import { add, copyView, gatedGeluTanh, gatedResidualAdd, geluTanh, quickGelu, silu } from '../../src/kernels/elementwise.ts';
 import * as ref from '../../src/model/reference/ops.ts';
 import { maxRelError, randn } from '../helpers/random.ts';
 
@@ -141,7 +141,7 @@ export async function runElementwiseCase(ctx: GpuContext, c: ElementwiseCase, se
   if (activation) a.set(EXTREMES.slice(0, Math.min(EXTREMES.length, cols)), atA.row0 * atA.stride + atA.col0);
   const b = randn(atB.bufferRows * atB.stride, seed + 1);
   const modulation = randn(GATE_OFFSET + cols + 3, seed + 2);
-  const block = (buf: GPUBuffer, p: typeof atA): Block => ({ tensor: f32Tensor(buf, [p.bufferRows, p.stride]), row0: p.row0, col0: p.col0, rows, cols });
+  const block = (buf: GPUBuffer, p: typeof atA): MatrixView => ({ tensor: f32Tensor(buf, [p.bufferRows, p.stride]), row0: p.row0, col0: p.col0, rows, cols });
 
   const [gotA, gotB] = await runBatch(ctx, [a, b, modulation], async (batch, [bufA, bufB, bufM]) => {
     const blockA = block(bufA!, atA);
@@ -151,7 +151,7 @@ export async function runElementwiseCase(ctx: GpuContext, c: ElementwiseCase, se
     else if (c.op === 'silu') await silu(batch, { src: blockA, dst });
     else if (c.op === 'quick_gelu') await quickGelu(batch, { src: blockA, dst });
     else if (c.op === 'gated_gelu') await gatedGeluTanh(batch, { gate: blockA, up: { ...blockA, col0: atUp.col0 }, dst: blockB });
-    else if (c.op === 'copy') await copyBlock(batch, { src: blockA, dst: blockB });
+    else if (c.op === 'copy') await copyView(batch, { src: blockA, dst: blockB });
     else if (c.op === 'add') await add(batch, { x: blockA, y: blockB });
     else await gatedResidualAdd(batch, { x: blockA, y: blockB, modulation: f32Tensor(bufM!, [modulation.length]), gateOffset: GATE_OFFSET });
   });

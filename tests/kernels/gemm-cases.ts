@@ -5,7 +5,7 @@
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { CommandBatch } from '../../src/gpu/batch.ts';
 import { readFloat32, uploadBuffer, createBuffer } from '../../src/gpu/buffers.ts';
-import { linearF32 } from '../../src/kernels/gemm.ts';
+import { floatGemm } from '../../src/kernels/gemm.ts';
 import { linearRef } from '../../src/quant/conv-linear-ref.ts';
 import { randn, maxRelError } from '../helpers/random.ts';
 
@@ -40,7 +40,7 @@ export async function runGemmCase(ctx: GpuContext, shape: readonly [number, numb
   const yb = await createBuffer(ctx, m * n * 4, 'y');
   try {
     const batch = new CommandBatch(ctx, 'gemm test');
-    await linearF32(batch, {
+    await floatGemm(batch, {
       x: { tensor: { buffer: xb, offset: 0, shape: [m, k], dtype: 'f32' } },
       w: { buffer: wb, offset: 0, shape: [n, k], dtype: 'f32' },
       bias: bb && { buffer: bb, offset: 0, shape: [n], dtype: 'f32' },
@@ -87,7 +87,7 @@ export async function runGemmBlockCase(ctx: GpuContext, accumulate = false): Pro
   const yb = await uploadBuffer(ctx, before, 'y');
   try {
     const batch = new CommandBatch(ctx, 'gemm block test');
-    await linearF32(batch, {
+    await floatGemm(batch, {
       x: { tensor: { buffer: xb, offset: 0, shape: [m + 3, xCols], dtype: 'f32' }, row0: xRow0, rows: m },
       w: { buffer: wb, offset: 0, shape: [n, k], dtype: 'f32' },
       bias: { buffer: bb, offset: 0, shape: [n], dtype: 'f32' },

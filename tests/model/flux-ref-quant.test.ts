@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 
 function fakeQuantForward(preset: PrecisionPreset, rotation: RotationKind): Float32Array {
-  const plan = makeQuantPlan(config, { preset, rotation });
+  const plan = makeQuantPlan(config, { preset, rotation, modulation: 'float' }); // as the golden references
   const float = floatLinear(checkpoint.float32);
   const hook: LinearHook = (name, x, rows) => {
     const precision = plan.layers.get(name) ?? 'float';

@@ -17,7 +17,7 @@ const FLUX_AXES = [16, 56, 56];
 const F32_DIGITS = 6;
 
 describe('timestepEmbedding', () => {
-  it('matches the values in docs/flux-architecture.md §3.1 ([cos | sin] of 1000·t·f_i)', () => {
+  it('matches the timestep embedding of docs/architecture.md ([cos | sin] of 1000·t·f_i)', () => {
     const t1 = timestepEmbedding(1);
     expect(t1.length).toBe(256);
     expect(t1[0]).toBeCloseTo(0.5623791, F32_DIGITS); // cos(1000)

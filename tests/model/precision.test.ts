@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FluxError } from '../../src/errors.ts';
 import { FLUX1_DEFAULTS, type FluxConfig } from '../../src/model/config.ts';
 import { canonicalLinears } from '../../src/model/layout.ts';
+import { textQuantPlan } from '../../src/model/text-precision.ts';
 import { blockLinearNames, decodePrecisionMap, DEFAULT_GROUP_SIZE, encodePrecisionMap, globMatch, makeQuantPlan, presetPrecisions } from '../../src/model/precision.ts';
 
 const TINY: FluxConfig = { ...FLUX1_DEFAULTS, hiddenSize: 256, numHeads: 4, headDim: 64, mlpHidden: 1024, depthDouble: 2, depthSingle: 4, axesDim: [8, 28, 28] };
@@ -11,12 +12,9 @@ const ALWAYS_FLOAT = [
   'time_text_embed.timestep_embedder.linear_1',
   'time_text_embed.guidance_embedder.linear_2',
   'time_text_embed.text_embedder.linear_1',
-  'transformer_blocks.0.norm1.linear',
-  'transformer_blocks.1.norm1_context.linear',
-  'single_transformer_blocks.3.norm.linear',
-  'norm_out.linear',
   'proj_out',
 ];
+const MODULATION = ['transformer_blocks.0.norm1.linear', 'transformer_blocks.1.norm1_context.linear', 'single_transformer_blocks.3.norm.linear', 'norm_out.linear'];
 
 describe('blockLinearNames', () => {
   it('lists 12 linears per double block and 5 per single block, without modulation', () => {
@@ -47,23 +45,38 @@ describe('globMatch', () => {
 });
 
 describe('presets', () => {
-  it('keeps embedders, modulation and the final layer float in every preset', () => {
-    for (const preset of ['fp32', 'w8a8', 'w4a4', 'mixed'] as const) {
+  it('keeps embedders and the final projection float in every preset', () => {
+    for (const preset of ['float', 'w8a8', 'w4a4', 'mixed'] as const) {
       const layers = presetPrecisions(preset, TINY);
       expect([...layers.keys()]).toEqual(canonicalLinears(TINY).map((l) => l.name));
       for (const name of ALWAYS_FLOAT) expect(layers.get(name), `${preset} ${name}`).toBe('float');
     }
   });
 
+  it('gives the modulation linears float / INT8 / INT4 / INT8 under float / w8a8 / w4a4 / mixed; `modulation` overrides', () => {
+    const expected = { float: 'float', w8a8: 'int8', w4a4: 'int4', mixed: 'int8' } as const;
+    for (const [preset, precision] of Object.entries(expected) as [keyof typeof expected, string][]) {
+      const layers = presetPrecisions(preset, TINY);
+      for (const name of MODULATION) expect(layers.get(name), `${preset} ${name}`).toBe(precision);
+    }
+    const plan = makeQuantPlan(TINY, { preset: 'w4a4', modulation: 'float' });
+    for (const name of MODULATION) expect(plan.layers.get(name)).toBe('float');
+    expect(plan.layers.get('transformer_blocks.0.attn.to_q')).toBe('int4');
+  });
+
   it('quantizes every block linear at the preset precision', () => {
     const blocks = blockLinearNames(TINY);
-    const expectAll = (preset: 'fp32' | 'w8a8' | 'w4a4', precision: string) => {
+    const expectAll = (preset: 'float' | 'fp32' | 'w8a8' | 'w4a4', precision: string) => {
       const layers = presetPrecisions(preset, TINY);
       for (const name of blocks) expect(layers.get(name)).toBe(precision);
     };
+    expectAll('float', 'float');
+    // The preset's old name (it keeps bf16 weights bf16, so 'fp32' misnamed it) still works.
     expectAll('fp32', 'float');
     expectAll('w8a8', 'int8');
     expectAll('w4a4', 'int4');
+    expect(textQuantPlan(['a.linear'], 'fp32', 'text').layers.get('a.linear')).toBe('float');
+    expect(() => presetPrecisions('fp16' as 'float', TINY)).toThrow(/must be one of float, w8a8, w4a4, mixed/);
   });
 
   it('mixed keeps double to_out.0, single to_v and single proj_out at INT8', () => {
@@ -98,8 +111,8 @@ describe('makeQuantPlan', () => {
     expect(plan.layers.get('transformer_blocks.1.ff.net.2')).toBe('int8');
     expect(plan.layers.get('transformer_blocks.0.attn.to_q')).toBe('int8');
     expect(plan.layers.get('single_transformer_blocks.3.proj_mlp')).toBe('float');
-    // `*` does not reach the always-float layers.
-    expect(plan.layers.get('transformer_blocks.0.norm1.linear')).toBe('float');
+    // `*` reaches the modulation linears but not the always-float layers.
+    expect(plan.layers.get('transformer_blocks.0.norm1.linear')).toBe('int8');
     expect(plan.layers.get('x_embedder')).toBe('float');
   });
 
@@ -132,8 +145,8 @@ describe('makeQuantPlan', () => {
     expect(again.ranks).toEqual(new Map([[names[1]!, 8]]));
     expect([again.rotation, again.groupSize]).toEqual(['sylvester', 64]);
     // Quantizing an always-float layer, a rank on a float layer or past the matrix size, a foreign file.
-    expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block linear/);
-    expect(() => makeQuantPlan(TINY, { preset: 'fp32', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
+    expect(() => makeQuantPlan(TINY, { preset: new Map([['x_embedder', 'int4']]) })).toThrow(/not a block or modulation linear/);
+    expect(() => makeQuantPlan(TINY, { preset: 'float', ranks: new Map([[names[0]!, 4]]) })).toThrow(/float/);
     expect(() => makeQuantPlan(TINY, { preset: 'w4a4', ranks: new Map([[names[0]!, 1e6]]) })).toThrow(/rank/);
     expect(() => decodePrecisionMap({ layers: {} }, 'x.json')).toThrow(/not a precision map/);
   });

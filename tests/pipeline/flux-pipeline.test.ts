@@ -17,7 +17,7 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tiny-flux-'));
     await makeTinyFlux(dir);
-    pipe = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'fp32' });
+    pipe = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'float' });
   }, SLOW);
   afterAll(async () => {
     pipe?.destroy();
@@ -28,7 +28,7 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
     expect(pipe.defaults).toMatchObject({ steps: 28, guidance: 3.5, width: 1024, height: 1024, trueCfgScale: 1 });
     expect(pipe.shift).toBe(true);
     await writeFile(join(dir, 'generation_defaults.json'), JSON.stringify({ num_inference_steps: 2, width: 32, height: 48, guidance_scale: 2 }));
-    const other = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'fp32' });
+    const other = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'float' });
     try {
       expect(other.defaults).toMatchObject({ steps: 2, width: 32, height: 48, guidance: 2 });
     } finally {

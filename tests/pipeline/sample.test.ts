@@ -54,7 +54,7 @@ describe('sampling flux-tiny-a (4 steps, shifted, guidance 3.5, fp32)', () => {
     expect(imagePositionIds(16, 16)).toEqual(g.img_ids);
 
     const checkpoint = await openTransformerCheckpoint(`${FIXTURE}/transformer.safetensors`);
-    const transformer = await loadTransformer(ctx, checkpoint, { preset: 'fp32' });
+    const transformer = await loadTransformer(ctx, checkpoint, { preset: 'float' });
     await checkpoint.close();
     const runner = new TransformerRunner(transformer);
     const vae = await loadVaeDecoder(ctx, `${FIXTURE}/vae`);

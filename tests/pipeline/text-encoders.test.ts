@@ -23,7 +23,7 @@ beforeAll(async () => {
 describe('text encoders on the GPU vs the text-tiny-a golden (float32)', () => {
   let encoders: TextEncoders;
   beforeAll(async () => {
-    encoders = await TextEncoders.load(await testGpu(), { clip: CLIP_DIR, t5: T5_DIR }, { precision: 'fp32' });
+    encoders = await TextEncoders.load(await testGpu(), { clip: CLIP_DIR, t5: T5_DIR }, { precision: 'float' });
   });
   afterAll(() => encoders?.destroy());
 
@@ -70,7 +70,7 @@ describe('text encoder loading: dtypes, key layouts, shards', () => {
   it('T5 as F32 shards with the embedding under encoder.embed_tokens.weight, CLIP as F16, match the golden', async () => {
     const t5 = await encoderVariant(T5_DIR, { dtype: 'F32', rename: { 'shared.weight': 'encoder.embed_tokens.weight' }, shards: 3 });
     const clip = await encoderVariant(CLIP_DIR, { dtype: 'F16' });
-    const encoders = await TextEncoders.load(await testGpu(), { clip, t5 }, { precision: 'fp32' });
+    const encoders = await TextEncoders.load(await testGpu(), { clip, t5 }, { precision: 'float' });
     try {
       const out = await encoderIdsOf(encoders, golden);
       // BF16 → F32 is exact; BF16 → F16 is exact for these magnitudes.
@@ -82,7 +82,7 @@ describe('text encoder loading: dtypes, key layouts, shards', () => {
   });
 
   it('T5 at 300 tokens (beyond the max distance 128, every bucket in use) matches the CPU reference', async () => {
-    const encoders = await TextEncoders.load(await testGpu(), { t5: T5_DIR }, { precision: 'fp32' });
+    const encoders = await TextEncoders.load(await testGpu(), { t5: T5_DIR }, { precision: 'float' });
     const reader = await openCheckpoint(T5_DIR);
     try {
       const ids = Int32Array.from({ length: 300 }, (_, i) => (i * 37 + 11) % 1000);
@@ -99,7 +99,7 @@ describe('text encoder loading: dtypes, key layouts, shards', () => {
 
 describe('text encoder errors: one clear line', () => {
   it('ids outside the vocabulary', async () => {
-    const encoders = await TextEncoders.load(await testGpu(), { clip: CLIP_DIR }, { precision: 'fp32' });
+    const encoders = await TextEncoders.load(await testGpu(), { clip: CLIP_DIR }, { precision: 'float' });
     try {
       const ids = golden.clipIds.slice();
       ids[3] = 1000;
@@ -128,7 +128,7 @@ function encoderIdsOf(encoders: TextEncoders, g: TextGolden) {
 describe('CLIP pooling position', () => {
   it("a legacy config (eos_token_id 2, as FLUX.1's text_encoder/) pools at the largest id, the real EOS", async () => {
     const clip = await encoderVariant(CLIP_DIR, { dtype: 'BF16', config: { eos_token_id: 2 } });
-    const encoders = await TextEncoders.load(await testGpu(), { clip }, { precision: 'fp32' });
+    const encoders = await TextEncoders.load(await testGpu(), { clip }, { precision: 'float' });
     try {
       const out = await encoders.encodeIds({ clip: golden.clipIds });
       expect(maxRelError(out.clipPooled!, golden.clipPooled)).toBeLessThan(FLOAT_TOLERANCE);

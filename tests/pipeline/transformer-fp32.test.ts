@@ -24,7 +24,7 @@ describe.each([
   it('matches forward.safetensors: out and every block stream within 1e-4', async () => {
     const ctx = await testGpu();
     const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
-    const model = await FluxTransformer.load(ctx, checkpoint, { quant: makeQuantPlan(config, { preset: 'fp32' }) });
+    const model = await FluxTransformer.load(ctx, checkpoint, { quant: makeQuantPlan(config, { preset: 'float' }) });
     await checkpoint.close();
     const runner = new TransformerRunner(model);
     try {

@@ -13,9 +13,9 @@ import { FluxTransformer } from '../../src/model/transformer.ts';
 import { TransformerRunner } from '../../src/pipeline/transformer-runner.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { blobSource } from '../../src/weights/sources.ts';
-import { bflToDiffusers, randomBflCheckpoint } from '../helpers/flux-checkpoints.ts';
+import { bflToDiffusers, generatedInputs, randomBflCheckpoint } from '../helpers/flux-checkpoints.ts';
 import { testGpu } from '../helpers/gpu.ts';
-import { maxRelError, randn } from '../helpers/random.ts';
+import { maxRelError } from '../helpers/random.ts';
 import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, FLOAT_MATCH_TOLERANCE, openSafetensors, readConfigJson } from '../model/helpers.ts';
 import { configFromDiffusers } from '../../src/model/config.ts';
 
@@ -36,30 +36,13 @@ const SCHNELL_LIKE: FluxConfig = validateConfig({
   guidanceEmbed: false,
 });
 
-/** 96 image tokens on an 8 x 12 patch grid, 20 text tokens. */
-function generatedInputs(config: FluxConfig, imageGrid: [number, number], textTokens: number, seed: number): FluxInputs {
-  const [rows, cols] = imageGrid;
-  const imgIds = new Float32Array(rows * cols * 3);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) imgIds.set([0, r, c], (r * cols + c) * 3);
-  }
-  return {
-    img: randn(rows * cols * config.inChannels, seed),
-    imgIds,
-    txt: randn(textTokens * config.contextDim, seed + 1),
-    txtIds: new Float32Array(textTokens * 3),
-    timestep: 0.6,
-    y: randn(config.vecDim, seed + 2),
-  };
-}
-
 function openBytes(bytes: Uint8Array, name: string): Promise<SafetensorsFile> {
   return SafetensorsFile.open(blobSource(new Blob([bytes as Uint8Array<ArrayBuffer>]), name));
 }
 
 async function gpuForward(file: SafetensorsFile, config: FluxConfig, inputs: FluxInputs) {
   const checkpoint = FluxCheckpoint.open(file, config);
-  const model = await FluxTransformer.load(await testGpu(), checkpoint, { quant: makeQuantPlan(config, { preset: 'fp32' }) });
+  const model = await FluxTransformer.load(await testGpu(), checkpoint, { quant: makeQuantPlan(config, { preset: 'float' }) });
   const runner = new TransformerRunner(model);
   try {
     return await runner.forward(inputs, { intermediates: true });

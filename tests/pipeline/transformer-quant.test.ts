@@ -13,6 +13,21 @@ import { BFL_TRANSFORMER, DIFFUSERS_TRANSFORMER, loadTinyGolden, openSafetensors
 
 /** The golden README: the engine's relative L2 error may be at most 1.1x the reference implementation's. */
 const ERROR_RATIO_LIMIT = 1.1;
+/**
+ * Relative L2 distance of the GPU output from the fake-quant reference of the same method (the golden ref_*
+ * outputs), per case: about 3x the distance observed on SwiftShader (see the report in docs/testing.md). The
+ * float paths differ in summation order and in WGSL's 2.5-ULP division, which moves a few values across
+ * rounding boundaries; a different rotation, group size or bit width moves the output by ~1x the
+ * quantization error (0.1 to 0.3 at W4A4), far past these bounds.
+ */
+const SAME_METHOD_LIMIT: Readonly<Record<string, number>> = {
+  'w4a4/regular': 0.06,
+  'w8a8/regular': 0.006,
+  'w4a4/sylvester': 0.06,
+  'w4a4/none': 0.06,
+};
+/** The golden quantized references quantize the block linears only; their modulation linears stay float. */
+const GOLDEN_MODULATION = 'float';
 
 let config: FluxConfig;
 let golden: Map<string, Float32Array>;
@@ -24,7 +39,7 @@ beforeAll(async () => {
 
 async function gpuOut(path: string, preset: PrecisionPreset, rotation: RotationKind): Promise<Float32Array> {
   const checkpoint = FluxCheckpoint.open(await openSafetensors(path), config);
-  const model = await loadTransformer(await testGpu(), checkpoint, { preset, rotation });
+  const model = await loadTransformer(await testGpu(), checkpoint, { preset, rotation, modulation: GOLDEN_MODULATION });
   await checkpoint.close();
   const runner = new TransformerRunner(model);
   try {
@@ -48,7 +63,10 @@ describe('GPU transformer with ConvRot layers vs the golden references (flux-tin
     const exact = golden.get('out')!;
     const error = relativeL2Error(out, exact);
     errors.set(`${preset}/${rotation}`, error);
+    const sameMethod = relativeL2Error(out, golden.get(refName)!);
+    console.log(`${preset}/${rotation}: error vs float ${error.toFixed(4)}, distance to ${refName} ${sameMethod.toFixed(5)}`);
     expect(error).toBeLessThanOrEqual(ERROR_RATIO_LIMIT * relativeL2Error(golden.get(refName)!, exact));
+    expect(sameMethod).toBeLessThan(SAME_METHOD_LIMIT[`${preset}/${rotation}`]!);
   });
 
   it('without rotation is worse than with the regular Hadamard', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FluxError } from '../../src/errors.ts';
-import { bf16ToF32, DTYPE_BYTES, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, isDtype, toFloat32 } from '../../src/weights/dtypes.ts';
+import { bf16ToF32, DTYPE_BYTES, f16ToF32, f32ToBf16, f32ToF16, f8e4m3ToF32, f8e5m2ToF32, fromFloat32, isDtype, toFloat32 } from '../../src/weights/dtypes.ts';
 
 /** The 16-bit patterns that do not survive decode -> encode (NaNs only need to stay NaN). */
 function roundTripFailures(decode: (bits: number) => number, encode: (value: number) => number): number[] {
@@ -15,9 +15,10 @@ function roundTripFailures(decode: (bits: number) => number, encode: (value: num
 
 describe('dtype table', () => {
   it('gives the byte size of every safetensors dtype we read', () => {
-    expect(DTYPE_BYTES).toEqual({ F32: 4, F16: 2, BF16: 2, I8: 1, U8: 1, I32: 4, I64: 8 });
+    expect(DTYPE_BYTES).toEqual({ F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1, I8: 1, U8: 1, I32: 4, U32: 4, I64: 8 });
     expect(isDtype('BF16')).toBe(true);
-    expect(isDtype('F8_E4M3')).toBe(false);
+    expect(isDtype('F8_E4M3')).toBe(true);
+    expect(isDtype('F8_E4M3FNUZ')).toBe(false);
     expect(isDtype('toString')).toBe(false);
   });
 });
@@ -60,6 +61,60 @@ describe('f16 -> f32', () => {
 
   it('round-trips every pattern through f32ToF16 (NaN stays NaN)', () => {
     expect(roundTripFailures(f16ToF32, f32ToF16)).toEqual([]);
+  });
+});
+
+/**
+ * An independent minifloat decoder, written from the formats' definitions (value = ±2^(e - bias) · 1.m, or
+ * ±2^(1 - bias) · 0.m for e = 0), with each format's own rule for its top exponent.
+ */
+function minifloat(bits: number, exponentBits: number, mantissaBits: number, top: (mantissa: number, sign: number) => number | undefined): number {
+  const bias = 2 ** (exponentBits - 1) - 1;
+  const sign = bits >> (exponentBits + mantissaBits) ? -1 : 1;
+  const exponent = (bits >> mantissaBits) & (2 ** exponentBits - 1);
+  const mantissa = bits & (2 ** mantissaBits - 1);
+  if (exponent === 2 ** exponentBits - 1) {
+    const special = top(mantissa, sign);
+    if (special !== undefined) return special;
+  }
+  const fraction = mantissa / 2 ** mantissaBits;
+  return exponent === 0 ? sign * fraction * 2 ** (1 - bias) : sign * (1 + fraction) * 2 ** (exponent - bias);
+}
+
+describe('FP8 -> f32 on all 256 codes', () => {
+  const codes = Array.from({ length: 256 }, (_, i) => i);
+
+  it('E4M3: matches the definition; no infinities, NaN only at S.1111.111; max 448; subnormals 2^-9 steps', () => {
+    const e4m3 = (b: number) => minifloat(b, 4, 3, (m) => (m === 7 ? NaN : undefined));
+    expect(codes.filter((b) => !Object.is(f8e4m3ToF32(b), e4m3(b)))).toEqual([]);
+    expect(codes.filter((b) => Number.isNaN(f8e4m3ToF32(b)))).toEqual([0x7f, 0xff]);
+    expect(codes.filter((b) => !Number.isFinite(f8e4m3ToF32(b)) && !Number.isNaN(f8e4m3ToF32(b)))).toEqual([]);
+    expect(f8e4m3ToF32(0x7e)).toBe(448);
+    expect(f8e4m3ToF32(0xfe)).toBe(-448);
+    expect(f8e4m3ToF32(0x38)).toBe(1);
+    expect(f8e4m3ToF32(0x01)).toBe(2 ** -9);
+    expect(f8e4m3ToF32(0x07)).toBe(7 * 2 ** -9);
+    expect(f8e4m3ToF32(0x08)).toBe(2 ** -6);
+    expect(Object.is(f8e4m3ToF32(0x80), -0)).toBe(true);
+  });
+
+  it('E5M2: matches the definition; ±inf at S.11111.00, NaN at the other three top codes; max 57344', () => {
+    const e5m2 = (b: number) => minifloat(b, 5, 2, (m, sign) => (m === 0 ? sign * Infinity : NaN));
+    expect(codes.filter((b) => !Object.is(f8e5m2ToF32(b), e5m2(b)))).toEqual([]);
+    expect(codes.filter((b) => Number.isNaN(f8e5m2ToF32(b)))).toEqual([0x7d, 0x7e, 0x7f, 0xfd, 0xfe, 0xff]);
+    expect(f8e5m2ToF32(0x7c)).toBe(Infinity);
+    expect(f8e5m2ToF32(0xfc)).toBe(-Infinity);
+    expect(f8e5m2ToF32(0x7b)).toBe(57344);
+    expect(f8e5m2ToF32(0x3c)).toBe(1);
+    expect(f8e5m2ToF32(0x01)).toBe(2 ** -16);
+    expect(f8e5m2ToF32(0x03)).toBe(3 * 2 ** -16);
+    expect(Object.is(f8e5m2ToF32(0x80), -0)).toBe(true);
+  });
+
+  it('toFloat32 decodes FP8 tensors byte for byte', () => {
+    const bytes = Uint8Array.from([0x38, 0xb8, 0x01, 0x7e, 0x7f]);
+    expect([...toFloat32(bytes, 'F8_E4M3')]).toEqual([1, -1, 2 ** -9, 448, NaN]);
+    expect([...toFloat32(bytes, 'F8_E5M2')]).toEqual([0.5, -0.5, 2 ** -16, NaN, NaN]);
   });
 });
 

@@ -1,6 +1,6 @@
 /** Shared by the weights tests: fixture paths and hand-made safetensors bytes. */
 import { fileURLToPath } from 'node:url';
-import type { ByteSource } from '../../src/gpu/platform/types.ts';
+import type { ByteSource } from '../../src/platform/types.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/flux-tiny-a/', import.meta.url));
 export const TRANSFORMER = `${FIXTURES}transformer.safetensors`;

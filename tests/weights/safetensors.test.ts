@@ -1,11 +1,13 @@
 import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileSource } from '#platform';
 import { FluxError } from '../../src/errors.ts';
 import { bf16ToF32 } from '../../src/weights/dtypes.ts';
-import { openCheckpoint, SafetensorsFile } from '../../src/weights/safetensors.ts';
+import { openCheckpoint, SafetensorsFile, sibling } from '../../src/weights/safetensors.ts';
 import { blobSource } from '../../src/weights/sources.ts';
 import { DIFFUSERS_TRANSFORMER, FIXTURES, FORWARD, rawSafetensors, recordingSource, sameBytes, TRANSFORMER } from './helpers.ts';
 
@@ -194,6 +196,35 @@ describe('openCheckpoint', () => {
     expect(reader.names()).toHaveLength(140);
     expect(reader.info('proj_out.weight').shape).toEqual([64, 256]);
     await reader.close();
+  });
+
+  it('opens a component folder over HTTP by trying the well-known names (missing ones answer 404)', async () => {
+    const bytes = await readFile(DIFFUSERS_TRANSFORMER);
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      if (req.url !== '/model/transformer/diffusion_pytorch_model.safetensors') return void res.writeHead(404).end();
+      const [first, last] = (/^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '') ?? []).slice(1).map(Number);
+      const end = Math.min(last!, bytes.length - 1);
+      res.writeHead(206, { 'Content-Range': `bytes ${first}-${end}/${bytes.length}` }).end(bytes.subarray(first, end + 1));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model`;
+      // A folder URL without its trailing slash names the folder, not a sibling of it.
+      expect(sibling(`${base}/transformer`, 'config.json')).toBe(`${base}/transformer/config.json`);
+      const reader = await openCheckpoint(`${base}/transformer`);
+      expect(reader.names()).toHaveLength(140);
+      await reader.close();
+      // In CHECKPOINT_FILE_NAMES order: a packed model first, then the shard index, then the single file.
+      expect(asked.slice(0, 3)).toEqual([
+        'GET /model/transformer/flux-w4a4-packed.safetensors',
+        'GET /model/transformer/diffusion_pytorch_model.safetensors.index.json',
+        'GET /model/transformer/diffusion_pytorch_model.safetensors',
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('fails clearly for a folder without a checkpoint', async () => {

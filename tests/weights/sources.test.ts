@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FluxError } from '../../src/errors.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
-import { blobSource, httpSource, openSource } from '../../src/weights/sources.ts';
+import { blobSource, httpSource, mountFiles, observeReads, openSource } from '../../src/weights/sources.ts';
 import { FORWARD, sameBytes, TRANSFORMER } from './helpers.ts';
 
 let forwardBytes: Uint8Array<ArrayBuffer>;
@@ -146,5 +146,32 @@ describe('openSource', () => {
     const fromUrl = await openSource(new URL(url));
     expect([fromUrl.name, fromUrl.size]).toEqual([url, forwardBytes.length]);
     await expect(openSource(new URL('ftp://example.invalid/x'))).rejects.toThrow(/unsupported URL scheme/);
+  });
+});
+
+describe('mounted files and the read meter', () => {
+  it('reads a mounted blob by its path (any separators) until unmounted', async () => {
+    const unmount = mountFiles([['picked/transformer/forward.safetensors', new Blob([forwardBytes])]]);
+    const source = await openSource('picked//transformer\\forward.safetensors');
+    expect([source.name, source.size]).toEqual(['picked//transformer\\forward.safetensors', forwardBytes.length]);
+    expect(Array.from(await source.read(8, 4))).toEqual(Array.from(forwardBytes.subarray(8, 12)));
+    await source.close();
+    unmount();
+    await expect(openSource('picked/transformer/forward.safetensors')).rejects.toThrow(FluxError);
+  });
+
+  it('reports the bytes of every read to its observers until they unsubscribe', async () => {
+    const seen: [string, number][] = [];
+    const stop = observeReads((name, bytes) => seen.push([name, bytes]));
+    const source = await openSource(FORWARD);
+    await source.read(0, 8);
+    await source.read(100, 32);
+    stop();
+    await source.read(0, 4);
+    await source.close();
+    expect(seen).toEqual([
+      [FORWARD, 8],
+      [FORWARD, 32],
+    ]);
   });
 });

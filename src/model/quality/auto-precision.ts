@@ -11,11 +11,11 @@ import type { FluxConfig } from '../config.ts';
 import type { FluxInputs } from '../inputs.ts';
 import { canonicalLinears } from '../layout.ts';
 import { paramGetter, type CanonicalParams } from '../params.ts';
-import { type LayerPrecision, makeQuantPlan, type PrecisionMap, type PrecisionPreset, PRECISION_PRESETS, type QuantPlan, type RotationKind } from '../precision.ts';
+import { type LayerPrecision, makeQuantPlan, type PrecisionMap, parsePrecisionPreset, type PrecisionPreset, PRECISION_PRESETS, type QuantPlan, type RotationKind } from '../precision.ts';
 import { fluxForward, type LinearHook } from '../reference/flux-ref.ts';
 import { FakeQuantModel } from './evaluate.ts';
 
-/** Default INT8 budget: about the share of the 'mixed' preset (docs/convrot.md §3), ~1.2× the W4A4 bytes. */
+/** Default INT8 budget: about the share of the 'mixed' preset (docs/convrot-method.md §4), ~1.2× the W4A4 bytes. */
 export const DEFAULT_INT8_FRACTION = 0.2;
 
 export interface SensitivityOptions {
@@ -104,7 +104,8 @@ export function autoPrecisionMap(config: FluxConfig, sensitivity: ReadonlyMap<st
 export type PrecisionSpec = { readonly preset: PrecisionPreset } | { readonly auto: number };
 
 export function parsePrecisionSpec(text: string): PrecisionSpec {
-  if ((PRECISION_PRESETS as readonly string[]).includes(text)) return { preset: text as PrecisionPreset };
+  const preset = parsePrecisionPreset(text);
+  if (preset) return { preset };
   const auto = /^auto(?::(.*))?$/.exec(text);
   if (auto) {
     const fraction = auto[1] === undefined ? DEFAULT_INT8_FRACTION : Number(auto[1]);

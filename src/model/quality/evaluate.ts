@@ -3,25 +3,29 @@
  * its fake-quantized ConvRot form (the golden references' math, src/quant/fake-quant-layer.ts), compared with
  * the float forward; and the weight bytes the GPU engine would hold for the same plan.
  */
-import { packedWordsPerRow } from '../../kernels/convrot.ts';
+import { packedWeightBytes } from '../../nn/conv-linear.ts';
+import { WEIGHT_ONLY_QUANTIZATION } from '../../nn/weight-only-linear.ts';
 import { FakeQuantLinear } from '../../quant/fake-quant-layer.ts';
+import { quantizeWeightOnlyRef, weightOnlyLinearRef } from '../../quant/weight-only-ref.ts';
 import type { FluxConfig } from '../config.ts';
 import type { FluxInputs } from '../inputs.ts';
 import { canonicalLinears, canonicalNormScales } from '../layout.ts';
 import { paramGetter, type CanonicalParams } from '../params.ts';
-import type { QuantPlan } from '../precision.ts';
+import { modulationLinearNames, type QuantPlan } from '../precision.ts';
 import { floatLinear, fluxForward, type LinearHook } from '../reference/flux-ref.ts';
 
 /** Bytes of a bf16 value: the low-rank branch is stored so. */
 const BRANCH_VALUE_BYTES = 2;
-/** Per quantized row: the f32 scale and the i32 sum of q (src/nn/conv-linear.ts). */
-const QUANT_ROW_META_BYTES = 8;
 const F32_BYTES = 4;
 
-/** The CPU model of a plan: float layers as they are, the others fake-quantized (prepared once, on first use). */
+/**
+ * The CPU model of a plan: float layers as they are, the others fake-quantized (prepared once, on first use):
+ * block linears as ConvRot, modulation linears weight-only.
+ */
 export class FakeQuantModel {
-  private readonly prepared = new Map<string, FakeQuantLinear>();
+  private readonly prepared = new Map<string, { apply(x: Float32Array, rows: number): Float32Array }>();
   private readonly float: LinearHook;
+  private readonly modulation: ReadonlySet<string>;
 
   constructor(
     readonly config: FluxConfig,
@@ -29,6 +33,7 @@ export class FakeQuantModel {
     readonly plan: QuantPlan,
   ) {
     this.float = floatLinear(paramGetter(params));
+    this.modulation = new Set(modulationLinearNames(config));
   }
 
   readonly hook: LinearHook = (name, x, rows) => {
@@ -38,7 +43,10 @@ export class FakeQuantModel {
     if (!layer) {
       const w = this.params.get(`${name}.weight`)!;
       const b = this.params.get(`${name}.bias`)!;
-      layer = FakeQuantLinear.prepare(w, b, b.length, w.length / b.length, {
+      if (this.modulation.has(name)) {
+        const q = quantizeWeightOnlyRef(w, b.length, w.length / b.length, precision);
+        layer = { apply: (input, n) => weightOnlyLinearRef(q, input, n, b) };
+      } else layer = FakeQuantLinear.prepare(w, b, b.length, w.length / b.length, {
         rotation: this.plan.rotation,
         groupSize: this.plan.groupSize,
         format: precision,
@@ -83,6 +91,8 @@ export function outputError(outputs: readonly Float32Array[], references: readon
 export interface WeightBytes {
   /** The linears inside the blocks: what a precision map changes. */
   readonly blockLinears: number;
+  /** The modulation linears (weight-only when quantized). */
+  readonly modulationLinears: number;
   /** Everything the GPU holds for the transformer. */
   readonly total: number;
 }
@@ -94,18 +104,20 @@ export interface WeightBytes {
  */
 export function planWeightBytes(config: FluxConfig, plan: QuantPlan, floatValueBytes: number): WeightBytes {
   let blockLinears = 0;
+  let modulationLinears = 0;
   let total = canonicalNormScales(config).length * config.headDim * F32_BYTES;
   for (const l of canonicalLinears(config)) {
     const precision = plan.layers.get(l.name) ?? 'float';
     let bytes = l.outFeatures * F32_BYTES;
     if (precision === 'float') bytes += l.outFeatures * l.inFeatures * floatValueBytes;
     else {
-      const words = packedWordsPerRow(l.inFeatures, { format: precision, rotation: plan.rotation, groupSize: plan.groupSize });
-      bytes += l.outFeatures * (words * 4 + QUANT_ROW_META_BYTES);
+      const rows = l.role === 'modulation' ? WEIGHT_ONLY_QUANTIZATION : { rotation: plan.rotation, groupSize: plan.groupSize };
+      bytes += packedWeightBytes(l.inFeatures, l.outFeatures, { format: precision, ...rows });
       bytes += (plan.ranks?.get(l.name) ?? 0) * (l.inFeatures + l.outFeatures) * BRANCH_VALUE_BYTES;
     }
     if (l.role === 'block') blockLinears += bytes;
+    if (l.role === 'modulation') modulationLinears += bytes;
     total += bytes;
   }
-  return { blockLinears, total };
+  return { blockLinears, modulationLinears, total };
 }

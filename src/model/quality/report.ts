@@ -92,14 +92,15 @@ export function reportMethods(config: FluxConfig, params: CanonicalParams, calib
   const alpha = options.alpha ?? DEFAULT_SMOOTHING_ALPHA;
   let smoothed: CanonicalParams | undefined;
   const smooth = (): CanonicalParams => (smoothed ??= smoothParams(config, params, calibration, { alpha }));
+  // The methods differ in the block linears only; modulation stays float, as in the reference method's numbers.
   const plan = (preset: Parameters<typeof makeQuantPlan>[1]['preset'], rotation: RotationKind = 'regular', ranks?: ReadonlyMap<string, number>) =>
-    makeQuantPlan(config, { preset, rotation, ranks });
+    makeQuantPlan(config, { preset, rotation, ranks, modulation: 'float' });
   const rank = options.rank ?? DEFAULT_REPORT_RANK;
   const w4 = plan('w4a4');
   const ranks = new Map([...w4.layers].filter(([, p]) => p !== 'float').map(([name]) => [name, rank]));
   const fraction = options.autoFraction ?? DEFAULT_INT8_FRACTION;
   const methods: { id: string; label: string; make: () => ReportMethod['plan']; params: () => CanonicalParams }[] = [
-    { id: 'float', label: 'float (checkpoint weights)', make: () => plan('fp32'), params: () => params },
+    { id: 'float', label: 'float (checkpoint weights)', make: () => plan('float'), params: () => params },
     { id: 'w8a8-regular', label: 'W8A8, regular 256', make: () => plan('w8a8'), params: () => params },
     { id: 'w4a4-none', label: 'W4A4, no rotation', make: () => plan('w4a4', 'none'), params: () => params },
     { id: 'w4a4-sylvester', label: 'W4A4, Sylvester 256', make: () => plan('w4a4', 'sylvester'), params: () => params },

@@ -1,5 +1,5 @@
 /**
- * CPU float32 reference forward of the FLUX transformer (docs/flux-architecture.md §3), batch 1, built
+ * CPU float32 reference forward of the FLUX transformer (docs/architecture.md, "The FLUX transformer"), batch 1, built
  * from the primitives in ops.ts and canonical parameter names (layout.ts). Every linear goes through a
  * hook, so a fake-quantized layer can replace the float one per layer name.
  */

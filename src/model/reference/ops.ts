@@ -1,5 +1,5 @@
 /**
- * CPU float references of the FLUX primitives (docs/flux-architecture.md §2–3). GPU kernel tests compare
+ * CPU float references of the FLUX primitives (docs/architecture.md, "The FLUX transformer"). GPU kernel tests compare
  * against these, so they favour plainness over speed: tensors are row-major Float32Arrays, every op
  * returns a new array, and sums and norms are accumulated in f64 (JS numbers) before storing as f32.
  */

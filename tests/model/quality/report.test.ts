@@ -107,13 +107,17 @@ describe('quality report', () => {
   it('counts weight bytes as the engine stores them', () => {
     const w4 = planWeightBytes(config, makeQuantPlan(config, { preset: 'w4a4' }), 2);
     const w8 = planWeightBytes(config, makeQuantPlan(config, { preset: 'w8a8' }), 2);
-    const float = planWeightBytes(config, makeQuantPlan(config, { preset: 'fp32' }), 2);
+    const float = planWeightBytes(config, makeQuantPlan(config, { preset: 'float' }), 2);
     const params = blocks().reduce((n, l) => n + paramCount(l), 0);
     const rows = blocks().reduce((n, l) => n + l.outFeatures, 0);
     // Per row: an f32 bias, an f32 scale and an i32 sum of q; then 4, 8 or 16 bits a weight.
     expect(w4.blockLinears).toBe(params / 2 + rows * 12);
     expect(w8.blockLinears).toBe(params + rows * 12);
     expect(float.blockLinears).toBe(params * 2 + rows * 4);
-    expect(float.total - float.blockLinears).toBe(w4.total - w4.blockLinears);
+    expect(float.total - float.blockLinears - float.modulationLinears).toBe(w4.total - w4.blockLinears - w4.modulationLinears);
+    // Modulation: weight-only INT4 under w4a4 (half a byte a weight, 12 bytes a row), float under fp32.
+    const modulation = canonicalLinears(config).filter((l) => l.role === 'modulation');
+    expect(w4.modulationLinears).toBe(modulation.reduce((n, l) => n + paramCount(l) / 2 + l.outFeatures * 12, 0));
+    expect(float.modulationLinears).toBe(modulation.reduce((n, l) => n + paramCount(l) * 2 + l.outFeatures * 4, 0));
   });
 });

@@ -3,12 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { create, globals } from 'webgpu';
-import { FluxError } from '../../errors.ts';
+import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
 /** Debian's chromium ships SwiftShader, a CPU Vulkan driver; used when no other adapter is configured. */
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const SHADER_DIR = new URL('../../../shaders/', import.meta.url);
+const SHADER_DIR = new URL('../../shaders/', import.meta.url);
 
 let gpu: GPU | undefined;
 

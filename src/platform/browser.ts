@@ -1,14 +1,15 @@
 /** Browser platform: `navigator.gpu`, shaders bundled by Vite as raw strings. */
-import { FluxError } from '../../errors.ts';
+import { FluxError } from '../errors.ts';
 import type { ByteSource, Platform } from './types.ts';
 
-const shaders = import.meta.glob('../../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
+// import.meta.glob needs a literal pattern; its keys are the matched paths, so look names up the same way.
+const shaders = import.meta.glob('../../shaders/**/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<
   string,
   string
 >;
 
 function shaderSource(name: string): string {
-  const text = shaders[`../../../shaders/${name}.wgsl`];
+  const text = shaders[`../../shaders/${name}.wgsl`];
   if (text === undefined) throw new FluxError('bad-argument', `no shader named ${name}`);
   return text;
 }

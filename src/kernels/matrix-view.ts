@@ -1,5 +1,5 @@
 /**
- * Blocks: rectangles of row-major f32 matrices that kernels read and write, passed to shaders as an element
+ * Matrix views: rectangles of row-major f32 matrices that kernels read and write, passed to shaders as an element
  * offset and a row stride. They let one dispatch use a row or column range of a wider buffer (a stream's
  * rows of the joint sequence, a q/k/v slice of a fused projection) without copies or binding alignment.
  */
@@ -10,7 +10,7 @@ import { numel, type GpuTensor } from '../gpu/tensor.ts';
  * Rows [row0, row0 + rows) × columns [col0, col0 + cols) of a row-major f32 tensor [R, C] (a 1-D tensor [C]
  * is one row). Omitted fields cover the whole tensor from row/column 0.
  */
-export interface Block {
+export interface MatrixView {
   readonly tensor: GpuTensor;
   readonly row0?: number;
   readonly rows?: number;
@@ -18,16 +18,16 @@ export interface Block {
   readonly cols?: number;
 }
 
-/** A block as the shaders address it: element (r, c) at `offset + r * stride + c` of the bound tensor. */
-export interface BlockLayout {
+/** A view as the shaders address it: element (r, c) at `offset + r * stride + c` of the bound tensor. */
+export interface ViewLayout {
   readonly rows: number;
   readonly cols: number;
   readonly offset: number;
   readonly stride: number;
 }
 
-/** Checks that the block lies inside its f32 tensor and returns its element layout. */
-export function blockLayout(b: Block, what: string): BlockLayout {
+/** Checks that the view lies inside its f32 tensor and returns its element layout. */
+export function viewLayout(b: MatrixView, what: string): ViewLayout {
   const t = b.tensor;
   if (t.dtype !== 'f32') throw new FluxError('unsupported-dtype', `${what}: dtype ${t.dtype}, expected f32`);
   if (t.shape.length !== 1 && t.shape.length !== 2) throw new FluxError('bad-shape', `${what}: tensor [${t.shape}] is not a matrix`);
@@ -44,7 +44,7 @@ export function blockLayout(b: Block, what: string): BlockLayout {
 }
 
 /** Throws unless the two layouts have the same rows × cols. */
-export function assertSameSize(a: BlockLayout, b: BlockLayout, what: string): void {
+export function assertSameSize(a: ViewLayout, b: ViewLayout, what: string): void {
   if (a.rows !== b.rows || a.cols !== b.cols) {
     throw new FluxError('bad-shape', `${what}: ${a.rows} × ${a.cols} and ${b.rows} × ${b.cols} differ`);
   }
