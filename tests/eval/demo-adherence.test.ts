@@ -59,7 +59,7 @@ describe('adherence checks and prompt subsets', () => {
   it('runs fp32 first, then the methods in the order asked for', () => {
     expect(adherenceMethods().map((m) => m.id)).toEqual(['fp32', 'w8a8-regular', 'w4a4-none', 'w4a4-sylvester', 'w4a4-regular', 'mixed']);
     expect(adherenceMethods(['w4a4-regular', 'fp32', 'w4a4-none']).map((m) => m.id)).toEqual(['fp32', 'w4a4-regular', 'w4a4-none']);
-    expect(adherenceMethods(['mixed']).map((m) => [m.preset, m.rotation])).toEqual([['fp32', 'regular'], ['mixed', 'regular']]);
+    expect(adherenceMethods(['mixed']).map((m) => [m.preset, m.rotation])).toEqual([['float', 'regular'], ['mixed', 'regular']]);
     expect(() => adherenceMethods(['w4a4'])).toThrow(/unknown adherence method "w4a4"/);
   });
 
