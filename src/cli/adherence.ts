@@ -42,7 +42,7 @@ export async function adherenceReportCommand(model: string, values: ParsedArgs['
   assertRotationSize('regular', groupSize);
   const prompts = parseSubset(values.subset);
   const samples = typeof values.samples === 'string' ? values.samples : undefined;
-  const pipe = await FluxPipeline.load(model, { precision: 'fp32', onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
+  const pipe = await FluxPipeline.load(model, { precision: 'float', onProgress: (p) => progressLine(`loading ${p.detail ?? ''}`) });
   try {
     const images = new Map<string, Uint8ClampedArray[]>();
     let size = { width: 0, height: 0 };

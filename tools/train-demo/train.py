@@ -394,14 +394,21 @@ def main():
     vae.load_state_dict({k: bf16_round(v) for k, v in vae_state.items()})
     vae.eval()
     latents = encode_latents(vae, images, f"{args.work}/latents-s{args.seed}.pt")
-    log("vae", vae_report(vae, images, latents, args.holdout), "before the decoder fine-tune")
-    vae_state = finetune_decoder(args, vae_state, images, latents, f"{args.work}/vae-finetuned-s{args.seed}.pt")
+    finetuned = f"{args.work}/vae-finetuned-s{args.seed}.pt"
+    if not os.path.exists(finetuned):
+        log("vae", vae_report(vae, images, latents, args.holdout), "before the decoder fine-tune")
+    vae_state = finetune_decoder(args, vae_state, images, latents, finetuned)
     vae.load_state_dict({k: bf16_round(v) for k, v in vae_state.items()})
-    if args.until_decoder:
-        log("vae", vae_report(vae, images, latents, args.holdout))
-        return
-    vae_stats = vae_report(vae, images, latents, args.holdout)
+    # The held-out decode takes minutes on a busy machine: a resumed run reads the finished VAE's report.
+    stats_path = f"{finetuned}.report.json"
+    if os.path.exists(stats_path):
+        vae_stats = json.load(open(stats_path))
+    else:
+        vae_stats = vae_report(vae, images, latents, args.holdout)
+        json.dump(vae_stats, open(stats_path, "w"))
     log("vae", vae_stats)
+    if args.until_decoder:
+        return
 
     eval_path = f"{args.work}/eval-prompts.json"
     npx_tsx("tools/train-demo/dump-dataset.ts", "--eval", "--out", eval_path, "--extra", str(args.extra_prompts))
