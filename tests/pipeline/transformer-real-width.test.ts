@@ -50,7 +50,9 @@ describe('W4A4 blocks at FLUX.1 width (3072, 24 x 128, MLP 12288) vs the CPU fak
     const open = () => SafetensorsFile.open(blobSource(new Blob([bytes as Uint8Array<ArrayBuffer>]), 'real-width.safetensors'));
     // 3 x 2 image tokens and 3 text tokens.
     const inputs = generatedInputs(REAL_WIDTH, [3, 2], 3, 77);
-    const plan = makeQuantPlan(REAL_WIDTH, { preset: 'w4a4' });
+    // Modulation linears stay float: the reference below quantizes ConvRot layers only (weight-only modulation
+    // layers have their own tests).
+    const plan = makeQuantPlan(REAL_WIDTH, { preset: 'w4a4', modulation: 'float' });
 
     const model = await FluxTransformer.load(await testGpu(), FluxCheckpoint.open(await open(), REAL_WIDTH), { quant: plan });
     const runner = new TransformerRunner(model);
