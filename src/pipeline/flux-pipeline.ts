@@ -296,14 +296,14 @@ export class FluxPipeline {
   }
 
   /**
-   * Totals for the load's progress from the headers of what it will read: every transformer tensor, the VAE's
-   * decoder, and (unless released after each prompt) the text encoders.
+   * Totals for the load's progress from the headers of what it will read: every transformer tensor (unless a
+   * cache may supply them), the VAE's decoder, and (unless released after each prompt) the text encoders.
    */
   private static async loadMeter(source: ResolvedSource, options: FluxPipelineLoadOptions, onProgress: (p: ByteProgress) => void): Promise<LoadMeter> {
-    const parts: [string, (name: string) => boolean][] = [
-      [source.transformer, () => true],
-      [source.vae, (name) => VAE_DECODER_TENSOR.test(name)],
-    ];
+    // With a cache the transformer may come from IndexedDB without a request to its source, so its headers are
+    // not fetched for the totals (a cold cached load then counts the transformer's bytes beyond them).
+    const parts: [string, (name: string) => boolean][] = [[source.vae, (name) => VAE_DECODER_TENSOR.test(name)]];
+    if (!options.cache) parts.push([source.transformer, () => true]);
     if (!options.releaseEncoders) for (const location of [source.text.clip, source.text.t5]) if (location !== undefined) parts.push([location, () => true]);
     let bytes = 0;
     let tensors = 0;
