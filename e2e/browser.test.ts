@@ -8,6 +8,12 @@ import { GEMM_SHAPES, GEMM_TOLERANCE } from '../tests/kernels/gemm-cases.ts';
 import { NORM_TOLERANCE } from '../tests/kernels/norm-cases.ts';
 import { startBrowserSession, type BrowserSession } from './browser.ts';
 
+/**
+ * The kernel page compiles every kernel variant of the Node kernel tests in Chromium: on SwiftShader about a
+ * minute and a half alone on 2 cores (a convrot_quant variant takes ~5 s to compile), so allow twice that.
+ */
+const KERNEL_PAGE_MS = 240_000;
+
 let session: BrowserSession;
 
 beforeAll(async () => {
@@ -36,7 +42,8 @@ describe('in Chromium (SwiftShader WebGPU)', () => {
     const page = await session.browser.newPage();
     await page.goto(`${session.baseUrl}/e2e/kernels.html`);
     await page.waitForFunction(() => window.kernelResults !== undefined || window.kernelError !== undefined, undefined, {
-      timeout: 110_000,
+      timeout: KERNEL_PAGE_MS,
+      polling: 1000,
     });
     const error = await page.evaluate(() => window.kernelError);
     expect(error).toBeUndefined();
@@ -60,5 +67,5 @@ describe('in Chromium (SwiftShader WebGPU)', () => {
       }
     }
     await page.close();
-  });
+  }, KERNEL_PAGE_MS + 30_000);
 });

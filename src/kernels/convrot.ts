@@ -61,6 +61,13 @@ export const MAX_GPU_GROUP_SIZE = 2048;
 const QUANT_RESERVED_BYTES = 32;
 /** Values per chunk never exceed this: FLUX's longest row (K = 15360) then fits one chunk. */
 const QUANT_MAX_CHUNK = 16384;
+/**
+ * Values per chunk on a CPU (fallback) device. SwiftShader's compile time grows with the workgroup array, through
+ * its zero-initialisation (with Dawn's disable_workgroup_init toggle it does not): a pipeline with a chunk of
+ * 7936 values took 14 s to compile, with 1024 about 2 s. The kernel's run time measured the same within noise
+ * (INT4 rows of 1024 x 3072 and 1024 x 15360), since a longer row costs a second rotation pass in either case.
+ */
+export const QUANT_CHUNK_CPU = 1024;
 const BYTES_PER_VALUE = 4;
 
 /** Throws unless convrot_quant can rotate with this kind and group size. */
@@ -74,12 +81,13 @@ export function assertRowQuantization(q: RowQuantization): void {
 
 /**
  * Values of a row convrot_quant holds in workgroup memory at once (its CHUNK): as many as the device's workgroup
- * storage allows (up to QUANT_MAX_CHUNK), in whole rotation groups and whole vec4s of packed words (32 values).
+ * storage allows, up to `maxValues` (but at least one group), in whole rotation groups and whole vec4s of packed
+ * words (32 values).
  */
-export function quantChunk(workgroupStorageBytes: number, q: RowQuantization): number {
+export function quantChunk(workgroupStorageBytes: number, q: RowQuantization, maxValues = QUANT_MAX_CHUNK): number {
   const unit = Math.max(q.rotation === 'none' ? 1 : q.groupSize, 4 * valuesPerWord(4));
   const fit = Math.floor((workgroupStorageBytes - QUANT_RESERVED_BYTES) / BYTES_PER_VALUE / unit) * unit;
-  const chunk = Math.min(fit, Math.floor(QUANT_MAX_CHUNK / unit) * unit);
+  const chunk = Math.min(fit, Math.max(unit, Math.floor(maxValues / unit) * unit));
   if (chunk < unit) {
     throw new FluxError('limit-exceeded', `convrot_quant: ${workgroupStorageBytes} bytes of workgroup storage hold no group of ${unit} values`);
   }
@@ -122,7 +130,7 @@ export async function quantizeRows(batch: CommandBatch, a: QuantizeRowsArgs): Pr
       ROTATION_SCALE: a.rotation === 'none' ? 1 : rotationScale(a.groupSize),
       SRC_BF16: dtype === 'bf16' ? 1 : 0,
       WG: quantWorkgroupSize(batch.ctx),
-      CHUNK: quantChunk(batch.ctx.limits.maxComputeWorkgroupStorageSize, a),
+      CHUNK: quantChunk(batch.ctx.limits.maxComputeWorkgroupStorageSize, a, batch.ctx.adapter.isFallbackAdapter ? QUANT_CHUNK_CPU : undefined),
     },
   });
   batch.dispatch(pipeline, [tensor, a.out.packed, a.out.meta], packUniforms([rows, cols, offset, stride, wordsPerRow]), rows);

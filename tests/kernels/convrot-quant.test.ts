@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { normalizeGrid } from '../../src/gpu/batch.ts';
 import { GpuContext } from '../../src/gpu/device.ts';
-import { quantChunk } from '../../src/kernels/convrot.ts';
+import { QUANT_CHUNK_CPU, quantChunk } from '../../src/kernels/convrot.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { QUANT_CASES, runQuantCase, type QuantCase } from './convrot-cases.ts';
 
@@ -39,6 +39,9 @@ describe('convrot_quant on a device with the WebGPU default limits', () => {
     expect(quantChunk(DEFAULT_WORKGROUP_STORAGE, { format: 'int4', rotation: 'regular', groupSize: 256 })).toBe(3840);
     // A larger limit takes a FLUX row of K = 15360 in one chunk.
     expect(quantChunk(65536, { format: 'int4', rotation: 'regular', groupSize: 256 })).toBe(16128);
+    // A CPU device takes short chunks (they compile faster there), but never less than one group.
+    expect(quantChunk(65536, { format: 'int4', rotation: 'regular', groupSize: 256 }, QUANT_CHUNK_CPU)).toBe(1024);
+    expect(quantChunk(65536, { format: 'int8', rotation: 'sylvester', groupSize: 2048 }, QUANT_CHUNK_CPU)).toBe(2048);
   });
 
   const cases: QuantCase[] = [
