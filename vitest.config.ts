@@ -31,6 +31,9 @@ export default defineConfig({
           // After the Node tests, one file at a time: Chromium's GPU process and SwiftShader's threads get the
           // whole machine, so a page's timings and timeouts do not depend on what else is running.
           fileParallelism: false,
+          // Once, beside other heavy GPU work, a page waited idle until its timeout with no error (Chromium's
+          // GPU process on SwiftShader); a failing test runs once more, so only a repeatable failure fails.
+          retry: 1,
           sequence: { groupOrder: 1 },
         },
       },

@@ -9,7 +9,8 @@ import type { Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBrowserSession, type BrowserSession } from './browser.ts';
 
-const SLOW = 600_000;
+/** A generation with its compiles takes about 20 s on SwiftShader with 2 cores, a test at most two or three. */
+const SLOW = 300_000;
 const IMAGES = new URL('../docs/images/', import.meta.url).pathname;
 const PROMPT = 'a red circle on a blue background';
 const SEED = 3;
