@@ -57,6 +57,17 @@ export function linear(x: Float32Array, rows: number, weight: Float32Array, bias
   return y;
 }
 
+/** Mean and 1 / sqrt(biased variance + eps) of x[base, base + cols): the LayerNorm statistics of one row. */
+function rowStatistics(x: Float32Array, base: number, cols: number, eps: number): [number, number] {
+  let mean = 0;
+  for (let c = 0; c < cols; c++) mean += x[base + c];
+  mean /= cols;
+  let variance = 0;
+  for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
+  variance /= cols;
+  return [mean, 1 / Math.sqrt(variance + eps)];
+}
+
 /**
  * LayerNorm over each row of x [rows, cols] without affine parameters (eps 1e-6, biased variance), then
  * the AdaLN modulation (1 + scale)·x + shift with shift/scale [cols] shared by all rows.
@@ -65,13 +76,7 @@ export function layerNormModulate(x: Float32Array, rows: number, cols: number, s
   const y = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
-    let mean = 0;
-    for (let c = 0; c < cols; c++) mean += x[base + c];
-    mean /= cols;
-    let variance = 0;
-    for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
-    variance /= cols;
-    const inv = 1 / Math.sqrt(variance + NORM_EPS);
+    const [mean, inv] = rowStatistics(x, base, cols, NORM_EPS);
     for (let c = 0; c < cols; c++) y[base + c] = (1 + scale[c]) * ((x[base + c] - mean) * inv) + shift[c];
   }
   return y;
@@ -164,13 +169,7 @@ export function layerNorm(x: Float32Array, rows: number, weight: Float32Array, b
   const y = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
-    let mean = 0;
-    for (let c = 0; c < cols; c++) mean += x[base + c];
-    mean /= cols;
-    let variance = 0;
-    for (let c = 0; c < cols; c++) variance += (x[base + c] - mean) ** 2;
-    variance /= cols;
-    const inv = 1 / Math.sqrt(variance + eps);
+    const [mean, inv] = rowStatistics(x, base, cols, eps);
     for (let c = 0; c < cols; c++) y[base + c] = (x[base + c] - mean) * inv * weight[c] + bias[c];
   }
   return y;
