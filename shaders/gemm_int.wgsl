@@ -72,23 +72,30 @@ fn mac_part(a: Tile, f: Words, g: Words) -> Tile {
 }
 
 // How packed words are multiplied. Every path multiplies the unsigned u = q + 2^(bits - 1) (q XOR the sign bit
-// of each field), so the GEMM only needs unsigned arithmetic, which CPU devices run 2 to 4x faster than
-// signed; the dequantization removes the offsets with the row sums of q. A word splits into parts (part, then next
-// for the following one); mac multiplies a token's part by 4 channels' parts into u32 partial sums; mac_word
-// runs every part of a word through mac_part; to_total turns a flushed partial into its exact i32 value.
+// of each field, unsigned()), so the GEMM only needs unsigned arithmetic, which CPU devices run 2 to 4x faster
+// than signed; the dequantization removes the offsets with the row sums of q. A word splits into parts (part,
+// then next for the following one); mac multiplies a token's part by 4 channels' parts into u32 partial sums;
+// mac_word runs every part of a word through mac_part; to_total turns a flushed partial into its exact i32 value.
 #if INT4
 const TO_UNSIGNED = vec4u(0x88888888u);
+#else
+const TO_UNSIGNED = vec4u(0x80808080u);
+#endif
 fn unsigned(w: Words) -> Words { return Words(w[0] ^ TO_UNSIGNED, w[1] ^ TO_UNSIGNED, w[2] ^ TO_UNSIGNED, w[3] ^ TO_UNSIGNED); }
-fn next(w: Words) -> Words { return Words(w[0] >> vec4u(4u), w[1] >> vec4u(4u), w[2] >> vec4u(4u), w[3] >> vec4u(4u)); }
+
 #if DOT4
+// 4 unsigned bytes of a token's part against 4 channels' parts.
+fn mac(f: u32, g: vec4u) -> vec4u {
+  return vec4u(dot4U8Packed(f, g.x), dot4U8Packed(f, g.y), dot4U8Packed(f, g.z), dot4U8Packed(f, g.w));
+}
+fn to_total(s: vec4u) -> vec4i { return vec4i(s); }
+#if INT4
 // The even and the odd nibbles of a word are 4 unsigned bytes each. The two parts go through a loop, not
 // inlined like the others: SwiftShader's JIT crashes on a block with the 2048 dot4 emulations of four inlined
 // words (CPU devices take the plain path anyway, see prefersDot4 in src/kernels/convrot.ts).
 const BYTE_NIBBLES = vec4u(0x0f0f0f0fu);
 fn part(w: Words) -> Words { return Words(w[0] & BYTE_NIBBLES, w[1] & BYTE_NIBBLES, w[2] & BYTE_NIBBLES, w[3] & BYTE_NIBBLES); }
-fn mac(f: u32, g: vec4u) -> vec4u {
-  return vec4u(dot4U8Packed(f, g.x), dot4U8Packed(f, g.y), dot4U8Packed(f, g.z), dot4U8Packed(f, g.w));
-}
+fn next(w: Words) -> Words { return Words(w[0] >> vec4u(4u), w[1] >> vec4u(4u), w[2] >> vec4u(4u), w[3] >> vec4u(4u)); }
 fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
   var t = a;
   var ux = unsigned(x);
@@ -100,8 +107,22 @@ fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
   }
   return t;
 }
-fn to_total(s: vec4u) -> vec4i { return vec4i(s); }
 #else
+// A word is 4 unsigned bytes: one part.
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile { return mac_part(a, unsigned(x), unsigned(w)); }
+#endif
+#else
+// The plain paths take a word in 4 parts, one product per 32-bit lane of each part.
+fn mac(f: u32, g: vec4u) -> vec4u { return f * g; }
+fn mac_parts(a: Tile, x0: Words, w0: Words) -> Tile {
+  let x1 = next(x0);
+  let w1 = next(w0);
+  let x2 = next(x1);
+  let w2 = next(w1);
+  let t = mac_part(mac_part(mac_part(a, part(x0), part(w0)), part(x1), part(w1)), part(x2), part(w2));
+  return mac_part(t, part(next(x2)), part(next(w2)));
+}
+#if INT4
 // SIMD within a register: two 16-bit fields per u32. For unsigned a0, a1, b0, b1 < 2^8,
 // (a0 + a1 * 2^16) * (b1 + b0 * 2^16) mod 2^32 has a0 * b0 + a1 * b1 in its top 16 bits (a0 * b1 < 2^16 below
 // them never carries). Part j pairs nibbles j and j + 4 of a word as (low, high) fields; the weight word is
@@ -113,43 +134,17 @@ const FIELD_MASK = vec4u(0x000f000fu);
 fn turn(v: vec4u) -> vec4u { return (v << vec4u(16u)) | (v >> vec4u(16u)); }
 fn turned(w: Words) -> Words { return Words(turn(w[0]), turn(w[1]), turn(w[2]), turn(w[3])); }
 fn part(w: Words) -> Words { return Words(w[0] & FIELD_MASK, w[1] & FIELD_MASK, w[2] & FIELD_MASK, w[3] & FIELD_MASK); }
-fn mac(f: u32, g: vec4u) -> vec4u { return f * g; }
-fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
-  let x0 = unsigned(x);
-  let w0 = turned(unsigned(w));
-  let x1 = next(x0);
-  let w1 = next(w0);
-  let x2 = next(x1);
-  let w2 = next(w1);
-  let t = mac_part(mac_part(mac_part(a, part(x0), part(w0)), part(x1), part(w1)), part(x2), part(w2));
-  return mac_part(t, part(next(x2)), part(next(w2)));
-}
+fn next(w: Words) -> Words { return Words(w[0] >> vec4u(4u), w[1] >> vec4u(4u), w[2] >> vec4u(4u), w[3] >> vec4u(4u)); }
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile { return mac_parts(a, unsigned(x), turned(unsigned(w))); }
 fn to_total(s: vec4u) -> vec4i { return vec4i(s >> vec4u(16u)); }
-#endif
-#else
-#if DOT4
-const TO_UNSIGNED = vec4u(0x80808080u);
-fn unsigned(w: Words) -> Words { return Words(w[0] ^ TO_UNSIGNED, w[1] ^ TO_UNSIGNED, w[2] ^ TO_UNSIGNED, w[3] ^ TO_UNSIGNED); }
-fn mac(f: u32, g: vec4u) -> vec4u {
-  return vec4u(dot4U8Packed(f, g.x), dot4U8Packed(f, g.y), dot4U8Packed(f, g.z), dot4U8Packed(f, g.w));
-}
-fn mac_word(a: Tile, x: Words, w: Words) -> Tile { return mac_part(a, unsigned(x), unsigned(w)); }
 #else
 // One multiply-add per product of the bytes u = q + 128; 32 words add at most 128 * 255^2 < 2^31.
+const BYTE_MASK = vec4u(0xffu);
+fn part(w: Words) -> Words { return Words(w[0] & BYTE_MASK, w[1] & BYTE_MASK, w[2] & BYTE_MASK, w[3] & BYTE_MASK); }
 fn next(w: Words) -> Words { return Words(w[0] >> vec4u(8u), w[1] >> vec4u(8u), w[2] >> vec4u(8u), w[3] >> vec4u(8u)); }
-fn byte_u(v: vec4u) -> vec4u { return (v & vec4u(0xffu)) ^ vec4u(0x80u); }
-fn part(w: Words) -> Words { return Words(byte_u(w[0]), byte_u(w[1]), byte_u(w[2]), byte_u(w[3])); }
-fn mac(f: u32, g: vec4u) -> vec4u { return f * g; }
-fn mac_word(a: Tile, x: Words, w: Words) -> Tile {
-  let x1 = next(x);
-  let w1 = next(w);
-  let x2 = next(x1);
-  let w2 = next(w1);
-  let t = mac_part(mac_part(mac_part(a, part(x), part(w)), part(x1), part(w1)), part(x2), part(w2));
-  return mac_part(t, part(next(x2)), part(next(w2)));
-}
-#endif
+fn mac_word(a: Tile, x: Words, w: Words) -> Tile { return mac_parts(a, unsigned(x), unsigned(w)); }
 fn to_total(s: vec4u) -> vec4i { return vec4i(s); }
+#endif
 #endif
 
 // Word i (0..3) of each of the 16 vec4 words loaded for the tile's rows, regrouped as Words.
