@@ -1,9 +1,7 @@
 /**
- * A single block at FLUX.1's real width (hidden 3072, 24 heads x 128, MLP 12288; random weights, a few tokens)
- * at W4A4 on the GPU against the CPU fake-quant reference of the same method: the kernels at the shapes the real
- * model runs (K = 3072 and 15360, the fused linear1 of 21 504 outputs, joint attention over 24 heads of 128). A
- * double block adds no kernel shape but K = 12288 (its MLP down projection), which tests/kernels/convrot-quant
- * covers; at this width it would triple the test's minutes on a CPU device.
+ * One double and one single block at FLUX.1's real width (hidden 3072, 24 heads x 128, MLP 12288; random
+ * weights, a few tokens) at W4A4 on the GPU against the CPU fake-quant reference of the same method: every
+ * kernel at the shapes the real model runs (K = 3072, 12288, 15360; the fused linear1 of 21 504 outputs).
  */
 import { describe, expect, it } from 'vitest';
 import { FluxCheckpoint } from '../../src/model/checkpoint.ts';
@@ -19,13 +17,13 @@ import { generatedInputs, randomBflCheckpoint } from '../helpers/flux-checkpoint
 import { testGpu } from '../helpers/gpu.ts';
 import { relativeL2Error } from '../helpers/random.ts';
 
-/** FLUX.1's block widths; one single block, small embedder inputs (they are float layers). */
+/** FLUX.1's block widths; one block of each kind, small embedder inputs (they are float layers). */
 const REAL_WIDTH: FluxConfig = validateConfig({
   hiddenSize: 3072,
   numHeads: 24,
   headDim: 128,
   mlpHidden: 12288,
-  depthDouble: 0,
+  depthDouble: 1,
   depthSingle: 1,
   inChannels: 64,
   outChannels: 64,
@@ -44,11 +42,11 @@ const REAL_WIDTH: FluxConfig = validateConfig({
  * error itself (0.1 and more).
  */
 const SAME_METHOD_LIMIT = 0.01;
-/** A full-width block on a CPU rasterizer (SwiftShader) plus its CPU reference take about a minute idle. */
+/** Two full-width blocks on a CPU rasterizer (SwiftShader) plus their CPU reference take about a minute idle. */
 const REAL_WIDTH_TIMEOUT_MS = 600_000;
 
-describe('a W4A4 single block at FLUX.1 width (3072, 24 x 128, MLP 12288) vs the CPU fake-quant reference', () => {
-  it('single block 0 and the output agree with the reference', async () => {
+describe('W4A4 blocks at FLUX.1 width (3072, 24 x 128, MLP 12288) vs the CPU fake-quant reference', () => {
+  it('double block 0, single block 0 and the output agree with the reference', async () => {
     const t0 = performance.now();
     const bytes = randomBflCheckpoint(REAL_WIDTH, 4242);
     const open = () => SafetensorsFile.open(blobSource(new Blob([bytes as Uint8Array<ArrayBuffer>]), 'real-width.safetensors'));
