@@ -98,6 +98,11 @@ function quantWorkgroupSize(ctx: GpuContext): number {
   return ctx.adapter.isFallbackAdapter ? QUANT_WORKGROUP_CPU : QUANT_WORKGROUP_GPU;
 }
 
+/** The largest chunk convrot_quant may take on this device (QUANT_CHUNK_CPU on a CPU device). */
+function quantMaxChunk(ctx: GpuContext): number {
+  return ctx.adapter.isFallbackAdapter ? QUANT_CHUNK_CPU : QUANT_MAX_CHUNK;
+}
+
 /** The convrot_quant constant that names each rotation kind (its ROTATION override). */
 const ROTATION_CONSTANTS: Readonly<Record<RotationKind, string>> = { none: 'NONE', regular: 'REGULAR', sylvester: 'SYLVESTER' };
 
@@ -130,7 +135,7 @@ export async function quantizeRows(batch: CommandBatch, a: QuantizeRowsArgs): Pr
       ROTATION_SCALE: a.rotation === 'none' ? 1 : rotationScale(a.groupSize),
       SRC_BF16: dtype === 'bf16' ? 1 : 0,
       WG: quantWorkgroupSize(batch.ctx),
-      CHUNK: quantChunk(batch.ctx.limits.maxComputeWorkgroupStorageSize, a, batch.ctx.adapter.isFallbackAdapter ? QUANT_CHUNK_CPU : undefined),
+      CHUNK: quantChunk(batch.ctx.limits.maxComputeWorkgroupStorageSize, a, quantMaxChunk(batch.ctx)),
     },
   });
   batch.dispatch(pipeline, [tensor, a.out.packed, a.out.meta], packUniforms([rows, cols, offset, stride, wordsPerRow]), rows);
