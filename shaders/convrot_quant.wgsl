@@ -9,10 +9,10 @@
 // The row is rotated in workgroup memory, in chunks of CHUNK values held as vec4: butterfly stages with a
 // stride below 4 act inside a vec4 as it is loaded (rotate_vec4), the others on whole vec4s (rotate_chunk).
 // CHUNK is chosen by the host from the device's workgroup storage limit (src/kernels/convrot.ts quantChunk):
-// 3840 values under the WebGPU default of 16 KiB, 1024 on CPU devices (their compile time grows with it). FLUX rows reach K = 15360 (60 KB), more than workgroup
-// memory holds, so a longer row is processed twice: pass 1 rotates each chunk and reduces the absmax, pass 2
-// rotates it again and quantizes (cheaper than a round trip of the rotated row through memory). A row of one
-// chunk is rotated once. See docs/convrot-method.md for what is computed and why.
+// 3840 values under the WebGPU default of 16 KiB, 1024 on CPU devices (their compile time grows with it).
+// FLUX rows reach K = 15360 (60 KB), more than workgroup memory holds, so a longer row is processed twice:
+// pass 1 rotates each chunk and reduces the absmax, pass 2 rotates it again and quantizes (cheaper than a round
+// trip of the rotated row through memory). A row of one chunk is rotated once. See docs/convrot-method.md for what is computed and why.
 //
 // bindings: 0 src      array<u32>       rows x cols values, (r, c) at src_offset + r * src_stride + c
 //                                       (f32 bits, or bf16 pairs with element 2i in the low half: SRC_BF16)
