@@ -1,7 +1,8 @@
 /**
  * The demo page (index.html) in Chromium on the embedded demo model, as a user drives it: generate with
- * progress, same seed → same pixels, presets and a layer toggle change the pixels within the precision's
- * error bound against float, the no-WebGPU explanation, and a phone-sized layout. Writes the README's
+ * progress, same seed → same pixels, presets (the calibrated auto one too) and a layer toggle change the
+ * pixels within the precision's error bound against float, out-of-memory and a GPU process crash told in the
+ * page and recovered from, the no-WebGPU explanation, and a phone-sized layout. Writes the README's
  * screenshots to docs/images/.
  */
 import { mkdir } from 'node:fs/promises';
@@ -90,6 +91,7 @@ function relativeError(rgba: readonly number[], reference: readonly number[]): n
 
 describe('demo page', () => {
   let float: number[];
+  let mixed: number[];
 
   it('shows the adapter and the embedded demo model, ready with every layer group toggle', async () => {
     expect(await page.getAttribute('#gpu-summary', 'data-state')).toBe('ok');
@@ -131,7 +133,7 @@ describe('demo page', () => {
     const int8 = (await generate()).rgba;
     const int8Error = relativeError(int8, float);
     await setPreset('mixed');
-    const mixed = (await generate()).rgba;
+    mixed = (await generate()).rgba;
     const mixedError = relativeError(mixed, float);
     console.log(`demo page: relative error vs float: INT8 ${int8Error.toFixed(4)}, mixed ${mixedError.toFixed(4)}`);
     expect(int8).not.toEqual(float);
@@ -148,6 +150,66 @@ describe('demo page', () => {
     console.log(`demo page: mixed + MLP down INT8: ${toggledError.toFixed(4)}`);
     expect(toggled).not.toEqual(mixed);
     expect(toggledError).toBeLessThan(INT4_BOUND);
+  }, SLOW);
+
+  it("offers the model's calibrated auto preset, within the INT4 bound of the float image", async () => {
+    expect(await page.isEnabled('[data-testid=precision-preset] option[value=auto]')).toBe(true);
+    await setPreset('auto');
+    const auto = (await generate()).rgba;
+    const autoError = relativeError(auto, float);
+    console.log(`demo page: auto: ${autoError.toFixed(4)}`);
+    expect(auto).not.toEqual(mixed);
+    expect(autoError).toBeLessThan(INT4_BOUND);
+    await setPreset('mixed');
+    expect((await generate()).rgba).toEqual(mixed);
+  }, SLOW);
+
+  it('says so in the page when the GPU runs out of memory, and the next generation is unharmed', async () => {
+    // A real out-of-memory cannot be provoked on demand: the device's next error scope around a buffer
+    // allocation reports one, as a driver does, and everything else runs for real.
+    await page.evaluate(() => {
+      const proto = GPUDevice.prototype;
+      const { pushErrorScope, popErrorScope, createBuffer } = proto;
+      const scopes: { filter: GPUErrorFilter; allocated: boolean }[] = [];
+      let armed = true;
+      proto.pushErrorScope = function (filter) {
+        scopes.push({ filter, allocated: false });
+        pushErrorScope.call(this, filter);
+      };
+      proto.createBuffer = function (descriptor) {
+        for (const scope of scopes) scope.allocated = true;
+        return createBuffer.call(this, descriptor);
+      };
+      proto.popErrorScope = async function () {
+        const scope = scopes.pop();
+        const real = await popErrorScope.call(this);
+        if (!armed || scope?.filter !== 'out-of-memory' || !scope.allocated) return real;
+        armed = false;
+        Object.assign(proto, { pushErrorScope, popErrorScope, createBuffer });
+        return new GPUOutOfMemoryError('simulated: the driver could not allocate the buffer');
+      };
+    });
+    // A new size needs new activation buffers.
+    await page.selectOption('#width', '128');
+    await page.click('[data-testid=generate]');
+    await page.waitForSelector('#error:not([hidden])', { timeout: SLOW });
+    await idle();
+    expect(await page.textContent('#error-text')).toMatch(/^The GPU ran out of memory \(out of GPU memory while allocating .*simulated: the driver could not allocate the buffer\)\. Try a smaller image/);
+    expect(await page.isEnabled('[data-testid=generate]')).toBe(true);
+    await page.selectOption('#width', '64');
+    expect((await generate()).rgba).toEqual(mixed);
+  }, SLOW);
+
+  it('says so when the GPU process crashes, and Load starts a new device that draws the same pixels', async () => {
+    const browserSession = await session.browser.newBrowserCDPSession();
+    await browserSession.send('Browser.crashGpuProcess');
+    await page.waitForSelector('#model-summary[data-state=lost]', { timeout: SLOW });
+    expect(await page.textContent('#error-text')).toMatch(/^The GPU stopped responding \(the GPU device was lost .*press Load to start the GPU again/);
+    expect(await page.isDisabled('[data-testid=generate]')).toBe(true);
+    await page.click('#load');
+    await page.waitForSelector('#model-summary[data-state=ready]', { timeout: SLOW });
+    expect(await page.getAttribute('#gpu-summary', 'data-state')).toBe('ok');
+    expect((await generate()).rgba).toEqual(mixed);
   }, SLOW);
 
   it('deletes a cached model from the cache panel', async () => {

@@ -1,6 +1,6 @@
 /** `calibrate`: per-channel input maxima of every block linear (and INT4 sensitivities), saved next to the model. */
 import { writeFile } from 'node:fs/promises';
-import { encodePrecisionMap, makeQuantPlan } from '../model/precision.ts';
+import { encodePrecisionMap, makeQuantPlan, MODULATION_PRECISION } from '../model/precision.ts';
 import { autoPrecisionMap, DEFAULT_INT8_FRACTION, measureSensitivity } from '../model/quality/auto-precision.ts';
 import { calibrate, defaultCalibrationPath, encodeCalibration, sensitivityFor } from '../model/quality/calibration.ts';
 import { smoothParams } from '../model/quality/smoothing.ts';
@@ -24,7 +24,8 @@ export const calibrateCommand: Command = {
     'alone goes INT4 instead of INT8, over the first --sensitivity-calls calls (for --precision auto). --smooth',
     'measures the sensitivities of the model smoothed with --alpha as well (for --precision auto --smooth).',
     '--precision-map also writes the automatic INT4/INT8 choice for an INT8 share --auto of the parameters, as',
-    "a map 'forward --precision <map.json>' reads. The CPU reference holds the model as f32 in memory: meant",
+    "a map 'forward --precision <map.json>' reads (modulation linears INT8, as in the mixed preset); saved as",
+    "precision-auto.json in a model folder it is the demo's \"auto\" preset. The CPU reference holds the model as f32 in memory: meant",
     'for the tiny models.',
   ].join('\n'),
   options: {
@@ -70,7 +71,9 @@ export const calibrateCommand: Command = {
     const out = typeof values.out === 'string' && values.out !== '' ? values.out : defaultCalibrationPath(model);
     await writeFile(out, encodeCalibration(calibration));
     if (typeof mapPath === 'string' && calibration.sensitivity) {
-      const plan = makeQuantPlan(host.config, { preset: autoPrecisionMap(host.config, sensitivityFor(calibration, values.smooth ? alpha : undefined)!, fraction) });
+      // Modulation linears as the 'mixed' preset keeps them (the map's INT8 budget is over the block linears).
+      const map = autoPrecisionMap(host.config, sensitivityFor(calibration, values.smooth ? alpha : undefined)!, fraction);
+      const plan = makeQuantPlan(host.config, { preset: map, modulation: MODULATION_PRECISION.mixed });
       await writeFile(mapPath, encodePrecisionMap(plan, host.config, `auto: ${fraction} of the block parameters INT8, sensitivities over ${source}`));
       progressLine(`wrote the automatic precision map (${fraction} INT8) to ${mapPath}`, true);
     }

@@ -45,9 +45,14 @@ export async function createBuffer(ctx: GpuContext, size: number, label: string,
   ctx.assertAlive();
   const bytes = Math.max(4, align4(size));
   checkSize(ctx, bytes, label);
-  return withErrorScopes(ctx.device, `allocating ${label} (${formatBytes(bytes)})`, () =>
-    ctx.device.createBuffer({ size: bytes, usage, label }),
-  );
+  let buffer: GPUBuffer | undefined;
+  try {
+    return await withErrorScopes(ctx.device, `allocating ${label} (${formatBytes(bytes)})`, () => (buffer = ctx.device.createBuffer({ size: bytes, usage, label })));
+  } catch (e) {
+    // An allocation that failed still returned a (dead) buffer object: release it rather than leave it to GC.
+    buffer?.destroy();
+    throw e;
+  }
 }
 
 /** Creates a storage buffer holding `data` (padded to 4 bytes). */

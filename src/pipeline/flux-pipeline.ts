@@ -8,7 +8,7 @@
 import { FluxError } from '../errors.ts';
 import { GpuContext } from '../gpu/device.ts';
 import type { TextPrecision } from '../model/text-precision.ts';
-import type { LayerPrecision, PrecisionPresetName, QuantPlan } from '../model/precision.ts';
+import { decodePrecisionMap, makeQuantPlan, type LayerPrecision, type PrecisionMap, type PrecisionPresetName, type QuantPlan } from '../model/precision.ts';
 import { CachedTransformer, type CacheLoadStats } from '../model/cached-weights.ts';
 import { sourceWeights, type TransformerWeightSource } from '../model/weight-loader.ts';
 import type { WeightCache } from '../weights/cache.ts';
@@ -155,6 +155,8 @@ export interface ResolvedSource {
   readonly defaults?: GenerationDefaultsJson;
   readonly shift?: boolean;
   readonly name: string;
+  /** A folder's AUTO_PRECISION_FILE, as read (decoded against the transformer's config at load). */
+  readonly autoPrecision?: { readonly location: string; readonly json: unknown };
 }
 
 async function optionalJson(location: string): Promise<unknown> {
@@ -178,6 +180,11 @@ async function exists(location: string): Promise<boolean> {
 /** The reference single files a FLUX repository folder may hold instead of (or besides) transformer/ and vae/. */
 export const REFERENCE_TRANSFORMER_FILES = ['flux1-dev.safetensors', 'flux1-schnell.safetensors'] as const;
 export const REFERENCE_VAE_FILE = 'ae.safetensors';
+/**
+ * A folder's calibrated INT4/INT8 choice per linear (`flux-w4a4 calibrate --precision-map`): the demo's "auto"
+ * preset. Optional: models without one offer the fixed presets only.
+ */
+export const AUTO_PRECISION_FILE = 'precision-auto.json';
 
 /**
  * Where each component of a folder is: diffusers subfolders (transformer/, vae/, text_encoder/, text_encoder_2/,
@@ -191,6 +198,7 @@ export async function resolvePipelineSource(source: FluxPipelineSource): Promise
   if (index === undefined) throw new FluxError('io', `${source}: not a diffusers FLUX folder (no model_index.json)`);
   const scheduler = (await optionalJson(at('scheduler/scheduler_config.json'))) as { use_dynamic_shifting?: unknown } | undefined;
   const defaults = (await optionalJson(at('generation_defaults.json'))) as GenerationDefaultsJson | undefined;
+  const autoPrecision = await optionalJson(at(AUTO_PRECISION_FILE));
   let transformer = at('transformer');
   if ((await optionalJson(at('transformer/config.json'))) === undefined) {
     for (const file of REFERENCE_TRANSFORMER_FILES) {
@@ -208,6 +216,7 @@ export async function resolvePipelineSource(source: FluxPipelineSource): Promise
     defaults,
     shift: typeof scheduler?.use_dynamic_shifting === 'boolean' ? scheduler.use_dynamic_shifting : undefined,
     name: source.replace(/[/\\]+$/, '').split(/[/\\]/).pop() ?? source,
+    autoPrecision: autoPrecision === undefined ? undefined : { location: at(AUTO_PRECISION_FILE), json: autoPrecision },
   };
 }
 
@@ -237,6 +246,8 @@ export class FluxPipeline {
     readonly shift: boolean,
     /** The cached weights the transformer came from, which layer swaps go through. */
     private readonly cached: CachedTransformer | undefined,
+    /** Every quantizable linear's precision in the folder's AUTO_PRECISION_FILE; undefined without one. */
+    readonly autoPrecision: PrecisionMap | undefined,
   ) {
     this.encoders = encoders;
     this.runner = new TransformerRunner(transformer);
@@ -270,6 +281,8 @@ export class FluxPipeline {
         },
       });
       await weights.commit();
+      const auto = resolved.autoPrecision;
+      const autoPrecision = auto && makeQuantPlan(transformer.config, decodePrecisionMap(auto.json, auto.location)).layers;
       throwIfAborted(options.signal);
       progress('vae');
       vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig, reading);
@@ -285,7 +298,7 @@ export class FluxPipeline {
         trueCfgScale: d.true_cfg_scale ?? 1,
         negativePrompt: d.negative_prompt ?? '',
       };
-      return new FluxPipeline(ctx, resolved, transformer, vae, encoders, options, defaults, resolved.shift ?? dev, weights.cached);
+      return new FluxPipeline(ctx, resolved, transformer, vae, encoders, options, defaults, resolved.shift ?? dev, weights.cached, autoPrecision);
     } catch (e) {
       transformer?.destroy();
       vae?.destroy();

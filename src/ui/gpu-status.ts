@@ -23,7 +23,10 @@ function describeAdapter(ctx: GpuContext): string {
   return a.isFallbackAdapter ? `${name} (software fallback: expect slow generation)` : name;
 }
 
-/** Shows the status; resolves to the context, or undefined (with the explanation shown) when WebGPU is missing. */
+/**
+ * Shows the status; resolves to the context, or undefined (with the explanation shown) when WebGPU is missing.
+ * Called again after a device loss, it starts a new device and replaces the shown details.
+ */
 export async function showGpuStatus(onLost: (error: FluxError) => void): Promise<GpuContext | undefined> {
   const summary = $<HTMLParagraphElement>('#gpu-summary');
   const details = $<HTMLDListElement>('#gpu-details');
@@ -34,6 +37,7 @@ export async function showGpuStatus(onLost: (error: FluxError) => void): Promise
     dd.textContent = value;
     details.append(dt, dd);
   };
+  details.replaceChildren();
   try {
     const ctx = await GpuContext.create({ onLost });
     const a = ctx.adapter;

@@ -31,7 +31,11 @@ const DEMO_EXAMPLES = [
 const FLUX_EXAMPLES = ['a photo of a red fox in fresh snow, morning light', 'a watercolor lighthouse on a cliff at dusk', 'a bowl of ramen, studio photo'];
 const SIZES = [64, 128, 256, 512, 768, 1024];
 const HISTORY_LIMIT = 12;
-const PRESET_LABEL: Readonly<Record<PrecisionPreset, string>> = { w4a4: 'INT4', mixed: 'mixed INT4/INT8', w8a8: 'INT8', float: 'float' };
+/** The fixed presets, and 'auto': the model folder's calibrated INT4/INT8 map (FluxPipeline.autoPrecision). */
+type DemoPreset = PrecisionPreset | 'auto';
+const PRESET_LABEL: Readonly<Record<DemoPreset, string>> = { w4a4: 'INT4', mixed: 'mixed INT4/INT8', w8a8: 'INT8', float: 'float', auto: 'auto INT4/INT8' };
+/** What a model loads at when 'auto' is asked for: the map is then applied as layer rebuilds. */
+const AUTO_LOAD_PRESET: PrecisionPreset = 'mixed';
 
 interface Settings {
   readonly prompt: string;
@@ -47,14 +51,14 @@ interface Settings {
 
 interface HistoryEntry {
   readonly settings: Settings;
-  readonly preset: PrecisionPreset;
+  readonly preset: DemoPreset;
   readonly url: string;
 }
 
 let gpu: GpuContext | undefined;
 let pipe: FluxPipeline | undefined;
 let modelLabel = '';
-let appliedPreset: PrecisionPreset = 'mixed';
+let appliedPreset: DemoPreset = 'mixed';
 let busy: 'load' | 'generate' | 'layers' | undefined;
 let controller: AbortController | undefined;
 let lastDecodeMs: number | undefined;
@@ -96,8 +100,22 @@ function modelChoice(): ModelChoice {
   return { kind: 'demo' };
 }
 
-function selectedPreset(): PrecisionPreset {
-  return $<HTMLSelectElement>('#precision-preset').value as PrecisionPreset;
+function selectedPreset(): DemoPreset {
+  return $<HTMLSelectElement>('#precision-preset').value as DemoPreset;
+}
+
+/** Every quantizable linear's precision under `preset` for the loaded model. */
+function presetTargets(preset: DemoPreset): Map<string, LayerPrecision> {
+  const config = pipe!.transformer.config;
+  const all = preset === 'auto' ? pipe!.autoPrecision! : presetPrecisions(preset, config);
+  return new Map(quantizableLinearNames(config).map((name) => [name, all.get(name)!] as const));
+}
+
+/** The 'auto' choice is offered only for a model folder that has a calibrated map. */
+function offerAutoPreset(available: boolean): void {
+  const option = $<HTMLOptionElement>('#precision-preset option[value=auto]');
+  option.hidden = option.disabled = !available;
+  if (!available && selectedPreset() === 'auto') $<HTMLSelectElement>('#precision-preset').value = AUTO_LOAD_PRESET;
 }
 
 function formatSeconds(ms: number): string {
@@ -105,6 +123,10 @@ function formatSeconds(ms: number): string {
 }
 
 async function loadModel(): Promise<void> {
+  if (gpu?.isLost) {
+    // Everything on the lost device is gone: start a new one (the weight cache makes the reload quick).
+    gpu = await startGpu();
+  }
   if (!gpu) return;
   clearError();
   const choice = modelChoice();
@@ -143,7 +165,8 @@ async function loadModel(): Promise<void> {
     release = resolved.release;
     total = resolved.totalBytes;
     update();
-    const preset = selectedPreset();
+    const asked = selectedPreset();
+    const preset = asked === 'auto' ? AUTO_LOAD_PRESET : asked;
     const cache = input('use-cache').checked ? weightCache : undefined;
     pipe = await FluxPipeline.load(resolved.location, {
       gpu,
@@ -167,6 +190,8 @@ async function loadModel(): Promise<void> {
     if (cache && resolved.url) rememberCachedSource(pipe.name, preset, resolved.url);
     void cachePanel.refresh();
     $('#load-progress').hidden = true;
+    offerAutoPreset(pipe.autoPrecision !== undefined);
+    if (asked === 'auto' && pipe.autoPrecision) await applyPresetNow('auto');
   } catch (e) {
     $('#model-summary').dataset.state = 'error';
     $('#model-summary').textContent = isAbort(e) ? 'Loading cancelled.' : 'No model loaded.';
@@ -246,11 +271,13 @@ async function rebuildLayers(targets: ReadonlyMap<string, LayerPrecision>, what:
   }
 }
 
-async function applyPreset(preset: PrecisionPreset): Promise<void> {
+async function applyPreset(preset: DemoPreset): Promise<void> {
   if (!pipe || busy) return;
-  const config = pipe.transformer.config;
-  const all = presetPrecisions(preset, config);
-  const targets = new Map(quantizableLinearNames(config).map((name) => [name, all.get(name)!] as const));
+  await applyPresetNow(preset);
+}
+
+async function applyPresetNow(preset: DemoPreset): Promise<void> {
+  const targets = presetTargets(preset);
   appliedPreset = preset;
   await rebuildLayers(targets, `Preset ${PRESET_LABEL[preset]}`);
 }
@@ -360,7 +387,7 @@ function readSettings(): Settings {
 
 /** The preset, and how many block linears the toggles moved off it. */
 function precisionLabel(): string {
-  const preset = presetPrecisions(appliedPreset, pipe!.transformer.config);
+  const preset = presetTargets(appliedPreset);
   let changed = 0;
   for (const [name, slot] of pipe!.layerSlots()) if (slot.precision !== preset.get(name)) changed++;
   return changed === 0 ? appliedPreset : `${appliedPreset} + ${changed} layers toggled`;
@@ -543,6 +570,18 @@ function wire(): void {
   fillSizes($<HTMLSelectElement>('#height'), 64);
 }
 
+/** A GPU context whose loss is shown in the page, with the model marked gone until the next Load. */
+function startGpu(): Promise<GpuContext | undefined> {
+  return showGpuStatus((lost) => {
+    showError(lost);
+    $('#model-summary').dataset.state = 'lost';
+    $('#model-summary').textContent = 'The GPU was lost, and the model with it: press Load to start again.';
+    $('#gpu-summary').dataset.state = 'error';
+    $('#gpu-summary').textContent = 'WebGPU device lost.';
+    setBusy(busy);
+  });
+}
+
 async function start(): Promise<void> {
   wire();
   cachePanel = new CachePanel(weightCache, showError, (url, precision) => {
@@ -554,10 +593,7 @@ async function start(): Promise<void> {
     void loadModel();
   });
   void cachePanel.refresh();
-  gpu = await showGpuStatus((lost) => {
-    showError(lost);
-    setBusy(busy);
-  });
+  gpu = await startGpu();
   setBusy(undefined);
   if (!gpu) {
     $('#model-summary').textContent = 'Models need WebGPU (see above).';

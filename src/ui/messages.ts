@@ -14,7 +14,7 @@ export function describeError(e: unknown): string {
     case 'limit-exceeded':
       return `The GPU ran out of memory (${e.message}). Try a smaller image, the INT4 preset, or closing other tabs that use the GPU.`;
     case 'device-lost':
-      return `The GPU stopped responding (${e.message}). This happens after a driver reset or when memory runs out: reload the page to continue.`;
+      return `The GPU stopped responding (${e.message}). This happens after a driver reset or when memory runs out: press Load to start the GPU again and reload the model (or reload the page).`;
     case 'io':
     case 'bad-format':
     case 'unsupported-dtype':

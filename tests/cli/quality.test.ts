@@ -1,9 +1,14 @@
-/** The quality commands as a user runs them: calibrate, smooth (then forward on the GPU), report, auto errors. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+/** The quality commands as a user runs them: calibrate (and its precision map), smooth (then forward on the GPU), report, auto errors. */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileSource } from '#platform';
+import { canonicalLinears } from '../../src/model/layout.ts';
+import { decodePrecisionMap, makeQuantPlan, modulationLinearNames } from '../../src/model/precision.ts';
+import { autoPrecisionMap } from '../../src/model/quality/auto-precision.ts';
+import { readCalibration, sensitivityFor } from '../../src/model/quality/calibration.ts';
+import { loadHostModel } from '../../src/pipeline/quality.ts';
 import { SafetensorsFile } from '../../src/weights/safetensors.ts';
 import { maxRelError } from '../helpers/random.ts';
 import { FLOAT_MATCH_TOLERANCE } from '../model/helpers.ts';
@@ -57,6 +62,26 @@ describe('flux-w4a4 calibrate / smooth / report', () => {
     await writeFile(notAMap, '{"layers": {}}');
     const run = await cli('forward', '--model', MODEL, '--inputs', INPUTS, '--out', join(dir, 'x.safetensors'), '--precision', notAMap);
     expect(expectOneErrorLine(run, 1)).toContain('not a precision map');
+  });
+
+  it('writes the automatic precision map: the greedy INT8 choice over the measured sensitivities, modulation INT8', async () => {
+    const calib = join(dir, 'sens.safetensors');
+    const mapPath = join(dir, 'precision-auto.json');
+    const run = await cli('calibrate', '--model', MODEL, '--inputs', INPUTS, '--out', calib, '--precision-map', mapPath, '--auto', '0.25');
+    expect(run.code).toBe(0);
+    const host = await loadHostModel(MODEL);
+    const file = await readAll(calib);
+    const calibration = await readCalibration(file, host.config);
+    await file.close();
+    const expected = autoPrecisionMap(host.config, sensitivityFor(calibration)!, 0.25);
+    const map = makeQuantPlan(host.config, decodePrecisionMap(JSON.parse(await readFile(mapPath, 'utf8')), mapPath)).layers;
+    const blocks = canonicalLinears(host.config).filter((l) => l.role === 'block');
+    expect(blocks.map((l) => map.get(l.name))).toEqual(blocks.map((l) => expected.get(l.name)));
+    const int8Params = blocks.filter((l) => map.get(l.name) === 'int8').reduce((n, l) => n + l.inFeatures * l.outFeatures, 0);
+    const allParams = blocks.reduce((n, l) => n + l.inFeatures * l.outFeatures, 0);
+    expect(int8Params).toBeGreaterThan(0);
+    expect(int8Params).toBeLessThanOrEqual(0.25 * allParams);
+    expect(new Set(modulationLinearNames(host.config).map((name) => map.get(name)))).toEqual(new Set(['int8']));
   });
 
   it('reports methods as JSON, with the calibration next to the model', async () => {

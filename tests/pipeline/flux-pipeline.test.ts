@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { decode } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTinyFlux } from '../../scripts/make-tiny-flux.ts';
-import { FluxPipeline } from '../../src/pipeline/flux-pipeline.ts';
+import { encodePrecisionMap, makeQuantPlan } from '../../src/model/precision.ts';
+import { AUTO_PRECISION_FILE, FluxPipeline } from '../../src/pipeline/flux-pipeline.ts';
 import { encodePng, imageToRgba } from '../../src/pipeline/image.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -34,6 +35,28 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
     } finally {
       other.destroy();
       await rm(join(dir, 'generation_defaults.json'));
+    }
+  }, SLOW);
+
+  it("reads the folder's calibrated precision map (the demo's auto preset), and names a bad one", async () => {
+    expect(pipe.autoPrecision).toBeUndefined();
+    const config = pipe.transformer.config;
+    const plan = makeQuantPlan(config, { preset: 'w4a4', overrides: [{ pattern: 'single_transformer_blocks.*.proj_out', precision: 'int8' }] });
+    const path = join(dir, AUTO_PRECISION_FILE);
+    await writeFile(path, encodePrecisionMap(plan, config));
+    try {
+      const other = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'float' });
+      try {
+        expect(other.autoPrecision).toEqual(plan.layers);
+        expect(other.autoPrecision!.get('single_transformer_blocks.0.proj_out')).toBe('int8');
+        expect(other.autoPrecision!.get('transformer_blocks.0.attn.to_q')).toBe('int4');
+      } finally {
+        other.destroy();
+      }
+      await writeFile(path, JSON.stringify({ format: 'flux-w4a4-precision-map', layers: { 'transformer_blocks.9.attn.to_q': 'int8' } }));
+      await expect(FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'float' })).rejects.toThrow(/transformer_blocks\.9\.attn\.to_q/);
+    } finally {
+      await rm(path);
     }
   }, SLOW);
 
