@@ -1,7 +1,7 @@
 /**
  * `bench`: prints the rows of the shared benchmark (src/pipeline/bench.ts), the same the bench page shows: our
- * kernels at FLUX shapes, the embedded demo model's blocks and steps, memory. The onnxruntime-web peer rows
- * are the page's alone (see NO_NODE_PEERS).
+ * kernels at FLUX shapes, the embedded demo model's blocks and steps, memory, and onnxruntime-web's WebGPU
+ * peers on the same adapter.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -17,6 +17,8 @@ import {
   TARGET_W4A4_SPEEDUP,
   TOKEN_COUNTS,
 } from '../pipeline/bench.ts';
+import { ortPeers, type OrtModule } from '../pipeline/bench-ort.ts';
+import type { LinearPeer } from '../pipeline/bench.ts';
 import { FluxPipeline } from '../pipeline/flux-pipeline.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
@@ -31,10 +33,18 @@ export function formatTable(cells: readonly (readonly string[])[], leftColumns =
 }
 
 /**
- * Why Node has no peer rows: onnxruntime-web's WebGPU backend, given Dawn's `navigator.gpu` from the webgpu
- * package, fails its first session with "Invalid argument" inside its wasm; its peers run on the bench page.
+ * onnxruntime-web's WebGPU peers, on the same Dawn adapter as our kernels (the platform module makes Dawn
+ * usable to it). ORT is a dev dependency: without it the peer rows are left out, with a line saying so.
  */
-const NO_NODE_PEERS = 'onnxruntime-web peers: not run in Node (its WebGPU backend does not start on the webgpu package); bench.html runs them';
+async function loadNodePeers(): Promise<{ peers: LinearPeer[]; note?: string }> {
+  let ort: OrtModule;
+  try {
+    ort = await import('onnxruntime-web/webgpu');
+  } catch (e) {
+    return { peers: [], note: `onnxruntime-web peers: not run (${e instanceof Error ? e.message.split('\n')[0] : String(e)}; it is a dev dependency: npm install)` };
+  }
+  return { peers: ortPeers(ort) };
+}
 
 export const benchCommand: Command = {
   name: 'bench',
@@ -61,6 +71,7 @@ export const benchCommand: Command = {
     const repeats = values.repeats === undefined ? DEFAULT_REPEATS : Number(values.repeats);
     if (!Number.isInteger(repeats) || repeats < 1) throw new UsageError(`--repeats must be a positive integer (got "${String(values.repeats)}")`);
     const modelPath = values.model === 'none' ? undefined : typeof values.model === 'string' ? values.model : existsSync(DEMO_MODEL) ? DEMO_MODEL : undefined;
+    const { peers, note: peerNote } = await loadNodePeers();
     const report = await withGpu(async (ctx) => {
       const model = modelPath === undefined ? undefined : await FluxPipeline.load(modelPath, { gpu: ctx, precision: 'mixed' });
       try {
@@ -68,6 +79,7 @@ export const benchCommand: Command = {
           grid: values.quick === true ? 'quick' : 'full',
           repeats,
           model,
+          peers,
           platform: `Node ${process.version} (Dawn, webgpu package)`,
           onProgress: (p) => progressLine(`${p.done}/${p.total} ${p.label}`),
         });
@@ -81,7 +93,7 @@ export const benchCommand: Command = {
       formatTable(benchTable(report)),
       '',
       formatTable(comparisonTable(report), 1),
-      NO_NODE_PEERS,
+      ...(peerNote ? [peerNote] : []),
       `targets: W4A4 >= ${TARGET_W4A4_SPEEDUP}x f32, rotation + quantization <= ${100 * TARGET_QUANT_SHARE} % of the W4A4 layer`,
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -22,7 +22,27 @@ function getGpu(): GPU | undefined {
   process.env.XDG_RUNTIME_DIR ??= tmpdir();
   Object.assign(globalThis, globals);
   gpu = create([]);
+  exposeForWasmLibraries(gpu);
   return gpu;
+}
+
+/**
+ * What WebGPU libraries built for the browser need to run on Dawn too (onnxruntime-web's WebGPU EP, the bench's
+ * peers): the entry point at `navigator.gpu` (Node has no navigator.gpu), and queue.writeBuffer taking data in a
+ * SharedArrayBuffer (a threaded wasm build's memory), which Dawn's binding rejects with "Invalid argument".
+ */
+function exposeForWasmLibraries(entry: GPU): void {
+  const nav = ((globalThis as { navigator?: object }).navigator ??= {});
+  if (!('gpu' in nav)) Object.defineProperty(nav, 'gpu', { value: entry, configurable: true });
+  const write = GPUQueue.prototype.writeBuffer;
+  GPUQueue.prototype.writeBuffer = function (buffer, offset, data, dataOffset, size) {
+    if (!ArrayBuffer.isView(data) || !(data.buffer instanceof SharedArrayBuffer)) return write.call(this, buffer, offset, data, dataOffset, size);
+    // dataOffset and size count elements of a typed array, bytes of a DataView.
+    const element = 'BYTES_PER_ELEMENT' in data ? (data.BYTES_PER_ELEMENT as number) : 1;
+    const start = (dataOffset ?? 0) * element;
+    const length = size === undefined ? data.byteLength - start : size * element;
+    write.call(this, buffer, offset, new Uint8Array(data.buffer, data.byteOffset + start, length).slice());
+  };
 }
 
 const shaderCache = new Map<string, string>();

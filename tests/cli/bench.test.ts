@@ -5,13 +5,13 @@ import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/pipeline/bench.ts';
 import { cli } from './helpers.ts';
 
-/** One FLUX shape and attention, each run twice, on a CPU-emulated GPU shared with other work. */
+/** One FLUX shape (ours and the three ORT peers) and attention, each run twice, on a CPU-emulated GPU shared with other work. */
 const SLOW = 600_000;
 
 // A smoke test that the command runs and prints the shared rows; speeds are read off a `flux-w4a4 bench` run,
 // never asserted. The model rows are the shared module's, checked on the bench page (e2e/bench.test.ts).
 describe('flux-w4a4 bench --quick', () => {
-  it('prints the f32, W8A8 and W4A4 rows of one FLUX shape, attention and the speed-ups, and writes them as JSON', async () => {
+  it('prints the f32, W8A8, W4A4 and onnxruntime-web peer rows of one FLUX shape, attention and the speed-ups, as JSON too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'flux-bench-'));
     try {
       const json = join(dir, 'bench.json');
@@ -24,6 +24,9 @@ describe('flux-w4a4 bench --quick', () => {
         'linear W4A4 layer',
         'quantize W8A8 rotate + quantize',
         'quantize W4A4 rotate + quantize',
+        'peer ORT MatMul f32',
+        'peer ORT MatMulNBits 4-bit acc 0',
+        'peer ORT MatMulNBits 4-bit acc 4',
         'attention attention',
       ]);
       for (const r of report.rows) {
@@ -31,14 +34,17 @@ describe('flux-w4a4 bench --quick', () => {
         // Each printed row carries its kernel, shape and wall time as the JSON has them.
         expect(run.stdout).toMatch(new RegExp(`${r.section}\\s+${r.name.replace(/[+]/g, '\\+')}\\s+${r.shape}`));
       }
-      for (const r of report.rows.filter((row) => row.section === 'linear')) expect(r.gops, r.name).toBeGreaterThan(0);
+      for (const r of report.rows.filter((row) => row.section === 'linear' || row.section === 'peer')) expect(r.gops, r.name).toBeGreaterThan(0);
       const [comparison] = report.comparisons;
       expect(comparison!.shape).toBe('M=256 3072x3072');
       expect(comparison!.w4a4VsF32).toBeGreaterThan(0);
       expect(comparison!.quantizeShare).toBeGreaterThan(0);
       expect(comparison!.quantizeShare).toBeLessThan(1);
       expect(run.stdout).toContain('f32 / W4A4');
-      expect(run.stdout).toContain('not run in Node');
+      for (const peer of ['ORT MatMul f32', 'ORT MatMulNBits 4-bit acc 0', 'ORT MatMulNBits 4-bit acc 4']) {
+        expect(comparison!.w4a4VsPeers[peer], peer).toBeGreaterThan(0);
+        expect(run.stdout).toContain(`${peer} / W4A4`);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
