@@ -97,8 +97,6 @@ async function load(request: CacheLoadRequest): Promise<CacheLoadResult> {
         gpu: ctx,
         precision: request.precision,
         cache: request.useCache === false ? undefined : cache,
-        // The check runs the transformer alone: the text encoders load with the first prompt.
-        releaseEncoders: true,
         signal: controller.signal,
         onProgress: () => {
           if (request.abortAfter !== undefined && ++events >= request.abortAfter) controller.abort();

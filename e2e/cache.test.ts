@@ -1,6 +1,7 @@
 /**
  * The weight cache in Chromium: a tiny 3-shard model quantized from the dev server's URLs is cached in
- * IndexedDB; after a reload it loads with no transformer requests, faster, with identical output. A corrupt
+ * IndexedDB with its VAE and text encoders; after a reload it loads with no checkpoint requests at all, faster,
+ * with identical output. A corrupt
  * chunk is found and rebuilt, an aborted load leaves no entry, a quota error gives the clear message and leaves
  * nothing, and a packed model written by Node's `quantize` loads in the browser with the same output.
  */
@@ -27,6 +28,8 @@ let session: BrowserSession;
 let page: Page;
 /** Requests for transformer files since the last reset. */
 let transformerRequests: string[] = [];
+/** Requests for the other checkpoints (VAE, text encoders) since the last reset. */
+let componentRequests: string[] = [];
 
 beforeAll(async () => {
   await rm(join(ROOT, MODEL), { recursive: true, force: true });
@@ -36,7 +39,9 @@ beforeAll(async () => {
   page = await session.browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   page.on('request', (r) => {
-    if (r.url().includes('/transformer/') && r.url().includes('.safetensors')) transformerRequests.push(r.url());
+    if (!r.url().includes(`/${MODEL}/`) || !r.url().includes('.safetensors')) return;
+    if (r.url().includes('/transformer/')) transformerRequests.push(r.url());
+    else componentRequests.push(r.url());
   });
   await openPage();
 }, SLOW);
@@ -55,6 +60,7 @@ async function openPage(reload = false): Promise<void> {
 
 function load(request: CacheLoadRequest): Promise<CacheLoadResult> {
   transformerRequests = [];
+  componentRequests = [];
   return page.evaluate((r) => window.cacheCheck!.load(r), request);
 }
 
@@ -65,12 +71,14 @@ async function loadError(request: CacheLoadRequest): Promise<string> {
 describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
   let cold: CacheLoadResult;
 
-  it('the second load, after a reload, comes from IndexedDB: no transformer requests, faster, same output', async () => {
+  it('the second load, after a reload, comes from IndexedDB: no checkpoint requests at all, faster, same output', async () => {
     await page.evaluate(() => window.cacheCheck!.clear());
     cold = await load({ model: MODEL, precision: 'mixed' });
     expect(cold.stats?.built).toBeGreaterThan(0);
     expect(cold.stats?.cached).toBe(0);
     expect(transformerRequests.length).toBeGreaterThan(0);
+    expect(componentRequests.some((u) => u.includes('/vae/'))).toBe(true);
+    expect(componentRequests.some((u) => u.includes('/text_encoder_2/'))).toBe(true);
     const [entry] = await page.evaluate(() => window.cacheCheck!.list());
     // Labelled by the transformer's location (the page names its files).
     expect(entry).toMatchObject({ label: expect.stringContaining('e2e-cache-flux/transformer/'), precision: 'mixed' });
@@ -78,6 +86,8 @@ describe('weight cache in Chromium (tiny FLUX, 3 shards over HTTP)', () => {
     await openPage(true);
     const warm = await load({ model: MODEL, precision: 'mixed' });
     expect(transformerRequests).toEqual([]);
+    // The VAE and both text encoders come from the cache too (their small JSON and tokenizer files do not).
+    expect(componentRequests).toEqual([]);
     expect(warm.stats).toEqual({ cached: cold.stats!.built, built: 0, corrupt: 0 });
     expect(warm.out).toEqual(cold.out);
     console.log(`Chromium load, tiny model: cold ${cold.loadMs.toFixed(0)} ms (quantize from URL), cached ${warm.loadMs.toFixed(0)} ms; entry ${entry!.bytes} B`);

@@ -134,14 +134,19 @@ export class CachedTransformer implements TransformerWeightSource {
   }
 
   /**
-   * Ends the load: writes the model entry if this load built or repaired anything (after every record is
-   * stored). Later calls (slot rebuilds at other precisions) read and store records without touching the entry.
+   * Ends the load: writes the model entry if this load built or repaired anything, or if `alsoOwns` (records the
+   * rest of the model's load used: the VAE's and text encoders' tensors) names records the entry lacks; after
+   * every record is stored. Later calls (slot rebuilds at other precisions) read and store records without
+   * touching the entry.
    */
-  async commit(): Promise<void> {
+  async commit(alsoOwns: readonly string[] = []): Promise<void> {
     if (this.committed) return;
     this.committed = true;
     this.written.length = 0;
-    if (this.entryValid) return;
+    const owned = new Set(this.entryValid ? ((await this.options.cache.readModel(this.key))?.records ?? []) : []);
+    const added = alsoOwns.filter((k) => !owned.has(k));
+    this.records.push(...new Set(added));
+    if (this.entryValid && added.length === 0) return;
     const bytes = await this.recordsBytes();
     const payload: ModelPayload = { config: this.config, precisionMap: encodePlan(this.plan, this.config) };
     await this.options.cache.writeModel({ key: this.key, label: this.options.label, bytes, createdAt: Date.now(), precision: this.options.precision, records: this.records, payload });

@@ -16,6 +16,7 @@ import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
 import { FluxTransformer } from '../model/transformer.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { LoadMeter, type ByteProgress } from '../weights/progress.ts';
+import { CheckpointCache } from '../weights/checkpoint-cache.ts';
 import { openCheckpoint, sibling, type ReaderOptions } from '../weights/safetensors.ts';
 import { openSource, readJson } from '../weights/sources.ts';
 import { imageToRgba } from './image.ts';
@@ -220,6 +221,11 @@ export async function resolvePipelineSource(source: FluxPipelineSource): Promise
   };
 }
 
+/** What names the source's weights in the weight cache. */
+function cacheIdentity(options: FluxPipelineLoadOptions, source: ResolvedSource): string {
+  return options.cacheIdentity ?? source.transformer;
+}
+
 function checkSide(name: string, value: number): void {
   if (!Number.isInteger(value) || value < SIZE_MULTIPLE || value % SIZE_MULTIPLE !== 0) {
     throw new FluxError('bad-argument', `${name} must be a positive multiple of ${SIZE_MULTIPLE}, got ${value}`);
@@ -266,12 +272,16 @@ export class FluxPipeline {
   private static async loadOn(ctx: GpuContext, source: FluxPipelineSource, options: FluxPipelineLoadOptions): Promise<FluxPipeline> {
     const start = performance.now();
     const resolved = await resolvePipelineSource(source);
-    const meter = await FluxPipeline.loadMeter(resolved, options, (load) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, load }));
+    // The VAE and text encoders go through the cache as stored; the transformer has its own quantized records.
+    const checkpoints = options.cache && new CheckpointCache(options.cache, cacheIdentity(options, resolved));
+    const meter = await FluxPipeline.loadMeter(resolved, options, checkpoints, (load) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, load }));
     const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail, load: meter.progress() });
     const reading = { onRead: meter.read };
     const weights = await FluxPipeline.openWeights(ctx, resolved, options, reading);
+    const componentReading: ReaderOptions = { ...reading, cache: checkpoints };
     let transformer: FluxTransformer | undefined;
     let vae: VaeDecoder | undefined;
+    let encoders: TextEncoders | undefined;
     try {
       transformer = await FluxTransformer.load(ctx, weights.source, {
         quant: weights.plan,
@@ -280,14 +290,14 @@ export class FluxPipeline {
           progress(`transformer ${p.done}/${p.total} ${p.layer}`);
         },
       });
-      await weights.commit();
       const auto = resolved.autoPrecision;
       const autoPrecision = auto && makeQuantPlan(transformer.config, decodePrecisionMap(auto.json, auto.location)).layers;
       throwIfAborted(options.signal);
       progress('vae');
-      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig, reading);
+      vae = await loadVaeDecoder(ctx, resolved.vae, resolved.vaeConfig, componentReading);
       throwIfAborted(options.signal);
-      const encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress, meter.read);
+      encoders = options.releaseEncoders ? undefined : await FluxPipeline.loadEncoders(ctx, resolved, options, progress, componentReading);
+      await weights.commit(checkpoints?.records);
       const dev = transformer.config.guidanceEmbed;
       const d = resolved.defaults ?? {};
       const defaults: GenerationDefaults = {
@@ -302,6 +312,9 @@ export class FluxPipeline {
     } catch (e) {
       transformer?.destroy();
       vae?.destroy();
+      encoders?.destroy();
+      // Out of quota the transformer's records are gone again (CachedTransformer); so are the others.
+      if (e instanceof FluxError && e.code === 'quota-exceeded') await checkpoints?.discard();
       throw e;
     } finally {
       await weights.close();
@@ -312,7 +325,12 @@ export class FluxPipeline {
    * Totals for the load's progress from the headers of what it will read: every transformer tensor (unless a
    * cache may supply them), the VAE's decoder, and (unless released after each prompt) the text encoders.
    */
-  private static async loadMeter(source: ResolvedSource, options: FluxPipelineLoadOptions, onProgress: (p: ByteProgress) => void): Promise<LoadMeter> {
+  private static async loadMeter(
+    source: ResolvedSource,
+    options: FluxPipelineLoadOptions,
+    checkpoints: CheckpointCache | undefined,
+    onProgress: (p: ByteProgress) => void,
+  ): Promise<LoadMeter> {
     // With a cache the transformer may come from IndexedDB without a request to its source, so its headers are
     // not fetched for the totals (a cold cached load then counts the transformer's bytes beyond them).
     const parts: [string, (name: string) => boolean][] = [[source.vae, (name) => VAE_DECODER_TENSOR.test(name)]];
@@ -321,7 +339,8 @@ export class FluxPipeline {
     let bytes = 0;
     let tensors = 0;
     for (const [location, reads] of parts) {
-      const reader = await openCheckpoint(location);
+      // With a cache (so without the transformer here) the headers come from it once it has them.
+      const reader = await openCheckpoint(location, { cache: checkpoints });
       try {
         for (const name of reader.names().filter(reads)) {
           bytes += reader.info(name).byteLength;
@@ -340,7 +359,7 @@ export class FluxPipeline {
     resolved: ResolvedSource,
     options: FluxPipelineLoadOptions,
     readerOptions: ReaderOptions,
-  ): Promise<{ source: TransformerWeightSource; plan: QuantPlan; commit(): Promise<void>; close(): Promise<void>; cached?: CachedTransformer }> {
+  ): Promise<{ source: TransformerWeightSource; plan: QuantPlan; commit(alsoOwns?: readonly string[]): Promise<void>; close(): Promise<void>; cached?: CachedTransformer }> {
     const plan = options.precision === undefined ? undefined : { preset: options.precision };
     const open = () => openTransformerWeights(ctx, resolved.transformer, resolved.transformerConfig, plan, { reader: readerOptions });
     if (!options.cache) {
@@ -350,7 +369,7 @@ export class FluxPipeline {
     let openedPlan: QuantPlan | undefined;
     const cached = await CachedTransformer.open(ctx, {
       cache: options.cache,
-      identity: options.cacheIdentity ?? resolved.transformer,
+      identity: cacheIdentity(options, resolved),
       label: resolved.name,
       precision: options.precision ?? DEFAULT_PRESET,
       open: async () => {
@@ -360,7 +379,7 @@ export class FluxPipeline {
       },
       plan: () => openedPlan!,
     });
-    return { source: cached, plan: cached.plan, commit: () => cached.commit(), close: () => cached.close(), cached };
+    return { source: cached, plan: cached.plan, commit: (alsoOwns) => cached.commit(alsoOwns), close: () => cached.close(), cached };
   }
 
   private static loadEncoders(
@@ -368,10 +387,10 @@ export class FluxPipeline {
     source: ResolvedSource,
     options: FluxPipelineLoadOptions,
     progress: (detail: string) => void,
-    onRead?: ReaderOptions['onRead'],
+    reading: ReaderOptions,
   ): Promise<TextEncoders> {
     return TextEncoders.load(ctx, source.text, {
-      onRead,
+      ...reading,
       precision: options.textPrecision,
       signal: options.signal,
       onProgress: (p) => progress(`${p.model} ${p.done}/${p.total} ${p.layer}`),
@@ -475,7 +494,8 @@ export class FluxPipeline {
     throwIfAborted(o.signal);
     report({ phase: 'encode' });
     const encodeStart = performance.now();
-    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {});
+    const cache = this.options.cache && new CheckpointCache(this.options.cache, cacheIdentity(this.options, this.source));
+    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {}, { cache });
     const positive = await this.encoders.encode(o.prompt);
     const negative = trueCfgScale > 1 ? await this.encoders.encode(o.negativePrompt ?? d.negativePrompt) : undefined;
     if (this.options.releaseEncoders) {

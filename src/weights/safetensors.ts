@@ -4,6 +4,7 @@
  */
 import { FluxError } from '../errors.ts';
 import type { ByteSource } from '../platform/types.ts';
+import type { CheckpointCache } from './checkpoint-cache.ts';
 import { DTYPE_BYTES, isDtype, toFloat32, type Dtype } from './dtypes.ts';
 import { isHttpUrl, openSource } from './sources.ts';
 
@@ -148,13 +149,15 @@ function checkLayout(file: string, entries: readonly HeaderEntry[], fileSize: nu
   }
 }
 
-function unknownTensor(file: string, name: string): FluxError {
+export function unknownTensor(file: string, name: string): FluxError {
   return new FluxError('bad-argument', `${file}: no tensor named "${name}"`);
 }
 
 export interface ReaderOptions {
   /** Called after each tensor's bytes are read (progress: src/weights/progress.ts). */
   readonly onRead?: (byteLength: number, name: string) => void;
+  /** Keep the checkpoint's tensors in the browser's weight cache and read them from there when present. */
+  readonly cache?: CheckpointCache;
 }
 
 /** One .safetensors file. */
@@ -413,6 +416,8 @@ async function openFile(source: ByteSource, options: ReaderOptions): Promise<Ten
  * Local paths need Node (the platform's openFileSource) or, in the browser, files mounted from a picked folder.
  */
 export async function openCheckpoint(location: string, options: ReaderOptions = {}): Promise<TensorReader> {
+  const { cache, ...uncached } = options;
+  if (cache) return cache.open(location, () => openCheckpoint(location, uncached), uncached);
   if (location.endsWith(INDEX_SUFFIX) || location.endsWith(SAFETENSORS_SUFFIX)) return openFile(await openSource(location), options);
   for (const fileName of CHECKPOINT_FILE_NAMES) {
     let source: ByteSource;
