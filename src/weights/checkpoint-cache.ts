@@ -11,8 +11,7 @@
  */
 import { FluxError } from '../errors.ts';
 import { CACHE_FORMAT_VERSION, CorruptCacheEntry, type WeightCache } from './cache.ts';
-import { toFloat32 } from './dtypes.ts';
-import { unknownTensor, type ReaderOptions, type TensorData, type TensorInfo, type TensorReader } from './safetensors.ts';
+import { HeaderReader, type ReaderOptions, type TensorData, type TensorInfo, type TensorReader } from './safetensors.ts';
 
 interface HeaderRecord {
   readonly name: string;
@@ -102,11 +101,7 @@ export class CheckpointCache {
   }
 }
 
-class CachedCheckpointReader implements TensorReader {
-  readonly name: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  private readonly tensors: ReadonlyMap<string, TensorInfo>;
-
+class CachedCheckpointReader extends HeaderReader {
   constructor(
     private readonly owner: CheckpointCache,
     private readonly prefix: string,
@@ -115,23 +110,7 @@ class CachedCheckpointReader implements TensorReader {
     private source: TensorReader | undefined,
     private readonly options: ReaderOptions,
   ) {
-    this.name = header.name;
-    this.metadata = header.metadata;
-    this.tensors = new Map(header.tensors.map((t) => [t.name, t]));
-  }
-
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const info = this.tensors.get(name);
-    if (!info) throw unknownTensor(this.name, name);
-    return info;
+    super(header.name, header.metadata, header.tensors);
   }
 
   async readTensor(name: string): Promise<TensorData> {
@@ -148,11 +127,6 @@ class CachedCheckpointReader implements TensorReader {
     await this.owner.write(key, fresh.data);
     this.owner.stats.fetched++;
     return fresh;
-  }
-
-  async readFloat32(name: string): Promise<Float32Array<ArrayBuffer>> {
-    const { dtype, data } = await this.readTensor(name);
-    return toFloat32(data, dtype);
   }
 
   async close(): Promise<void> {

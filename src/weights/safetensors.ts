@@ -149,7 +149,7 @@ function checkLayout(file: string, entries: readonly HeaderEntry[], fileSize: nu
   }
 }
 
-export function unknownTensor(file: string, name: string): FluxError {
+function unknownTensor(file: string, name: string): FluxError {
   return new FluxError('bad-argument', `${file}: no tensor named "${name}"`);
 }
 
@@ -160,19 +160,52 @@ export interface ReaderOptions {
   readonly cache?: CheckpointCache;
 }
 
-/** One .safetensors file. */
-export class SafetensorsFile implements TensorReader {
-  readonly name: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  private readonly source: ByteSource;
+/** What a reader of one parsed header offers before any data is read: names, lookup, float32 decoding. */
+export abstract class HeaderReader implements TensorReader {
   private readonly tensors: ReadonlyMap<string, TensorInfo>;
+
+  protected constructor(
+    readonly name: string,
+    readonly metadata: Readonly<Record<string, string>>,
+    tensors: readonly TensorInfo[],
+  ) {
+    this.tensors = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw unknownTensor(this.name, name);
+    return info;
+  }
+
+  abstract readTensor(name: string): Promise<TensorData>;
+
+  async readFloat32(name: string): Promise<Float32Array<ArrayBuffer>> {
+    const { dtype, data } = await this.readTensor(name);
+    return toFloat32(data, dtype);
+  }
+
+  abstract close(): Promise<void>;
+}
+
+/** One .safetensors file. */
+export class SafetensorsFile extends HeaderReader {
   private onRead: ReaderOptions['onRead'];
 
-  private constructor(source: ByteSource, metadata: Record<string, string>, tensors: TensorInfo[]) {
-    this.name = source.name;
-    this.source = source;
-    this.metadata = metadata;
-    this.tensors = new Map(tensors.map((t) => [t.name, t]));
+  private constructor(
+    private readonly source: ByteSource,
+    metadata: Record<string, string>,
+    tensors: TensorInfo[],
+  ) {
+    super(source.name, metadata, tensors);
   }
 
   /** Reads and validates the header; the source is closed if validation fails. */
@@ -223,20 +256,6 @@ export class SafetensorsFile implements TensorReader {
     return new SafetensorsFile(source, metadata, tensors);
   }
 
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const info = this.tensors.get(name);
-    if (!info) throw unknownTensor(this.name, name);
-    return info;
-  }
-
   async readTensor(name: string): Promise<TensorData> {
     const { dtype, shape, offset, byteLength } = this.info(name);
     const bytes = await this.source.read(offset, byteLength);
@@ -244,11 +263,6 @@ export class SafetensorsFile implements TensorReader {
     const data = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
     this.onRead?.(byteLength, name);
     return { dtype, shape, data };
-  }
-
-  async readFloat32(name: string): Promise<Float32Array<ArrayBuffer>> {
-    const { dtype, data } = await this.readTensor(name);
-    return toFloat32(data, dtype);
   }
 
   async close(): Promise<void> {
