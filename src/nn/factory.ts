@@ -109,8 +109,11 @@ export async function buildLinear(ctx: GpuContext, spec: LinearSpec, source: Lin
  * one part of a fused group (q/k/v, linear1) keeps writing its own column range.
  */
 export class LinearSlot implements LinearLayer {
-  private current: LinearLayer;
+  /** Undefined while released. */
+  private current: LinearLayer | undefined;
   private currentSpec: LinearSpec;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
 
   constructor(
     readonly ctx: GpuContext,
@@ -120,6 +123,8 @@ export class LinearSlot implements LinearLayer {
   ) {
     this.current = layer;
     this.currentSpec = { ...spec, label: spec.label ?? name };
+    this.inFeatures = layer.inFeatures;
+    this.outFeatures = layer.outFeatures;
   }
 
   /** Builds a slot's first layer from `source`. */
@@ -129,6 +134,7 @@ export class LinearSlot implements LinearLayer {
   }
 
   get layer(): LinearLayer {
+    if (!this.current) throw new FluxError('bad-argument', `${this.name}: its weights were released; rebuild the slot before using it`);
     return this.current;
   }
 
@@ -136,20 +142,24 @@ export class LinearSlot implements LinearLayer {
     return this.currentSpec;
   }
 
-  get inFeatures(): number {
-    return this.current.inFeatures;
-  }
-
-  get outFeatures(): number {
-    return this.current.outFeatures;
-  }
-
   get precision(): LayerPrecision {
-    return this.current.precision;
+    return this.currentSpec.precision;
   }
 
+  /** 0 while released. */
   get weightBytes(): number {
-    return this.current.weightBytes;
+    return this.current?.weightBytes ?? 0;
+  }
+
+  /** True between release() and the next rebuild. */
+  get released(): boolean {
+    return this.current === undefined;
+  }
+
+  /** Frees the weights' GPU memory; the slot keeps its spec, and `rebuild(slot.spec, provider)` brings them back. */
+  release(): void {
+    this.current?.destroy();
+    this.current = undefined;
   }
 
   /**
@@ -165,22 +175,23 @@ export class LinearSlot implements LinearLayer {
       layer.destroy();
       throw new FluxError('bad-shape', `${this.name}: rebuilt weights are ${got}, the slot holds [${this.outFeatures}, ${this.inFeatures}]`);
     }
-    this.current.destroy();
+    this.current?.destroy();
     this.current = layer;
     this.currentSpec = next;
   }
 
   /** The current layer's packed weights (for the packed file format and the cache); float layers have none. */
   async exportPacked(): Promise<PackedLinear> {
-    if (!(this.current instanceof ConvLinear || this.current instanceof WeightOnlyLinear)) throw new FluxError('bad-argument', `${this.name} is a ${this.precision} layer: nothing packed to export`);
-    return this.current.exportPacked();
+    const layer = this.layer;
+    if (!(layer instanceof ConvLinear || layer instanceof WeightOnlyLinear)) throw new FluxError('bad-argument', `${this.name} is a ${this.precision} layer: nothing packed to export`);
+    return layer.exportPacked();
   }
 
   encode(batch: CommandBatch, input: LinearInput, y: MatrixView): Promise<void> {
-    return this.current.encode(batch, input, y);
+    return this.layer.encode(batch, input, y);
   }
 
   destroy(): void {
-    this.current.destroy();
+    this.release();
   }
 }

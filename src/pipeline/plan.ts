@@ -1,9 +1,11 @@
 /**
  * The memory planner: GPU bytes per component of a FLUX pipeline at a precision and image size, from checkpoint
  * headers alone (no tensor data is read), before anything is loaded. It follows the engine's phases:
- *   encode    T5 + CLIP weights (released before denoising) and their activations;
+ *   encode    T5 + CLIP weights (released before denoising: FluxPipeline's `releaseEncoders`) and their
+ *             activations;
  *   condition the modulation linears and the time / guidance / pooled-text embedders compute every step's
- *             modulation vectors up front (transformer-runner's precomputeModulations), then are released;
+ *             modulation vectors up front (transformer-runner's precomputeModulations), then the modulation
+ *             linears are released (FluxPipeline's `releaseModulation`);
  *   denoise   the block weights, the per-step embedders and proj_out, the activation arena and the
  *             quantized-activation pool: `residentBytes` (the modulation table stays in CPU memory, one row is
  *             uploaded per step);
@@ -424,7 +426,7 @@ export function formatPlan(plan: MemoryPlan): string {
     '',
     `precision ${plan.precision}, ${plan.width}x${plan.height}, ${plan.textTokens} text tokens, ${plan.steps} steps`,
     `transformer source ${formatBytes(plan.sourceBytes)} -> stored ${formatBytes(plan.weightBytes)} (${(plan.sourceBytes / plan.weightBytes).toFixed(2)}x smaller)`,
-    `resident while denoising ${formatBytes(plan.residentBytes)}; peak ${formatBytes(plan.peakBytes)} (${plan.peakPhase})`,
+    `resident while denoising ${formatBytes(plan.residentBytes)}; peak ${formatBytes(plan.peakBytes)} (${plan.peakPhase}); with the text encoders and modulation linears released (FluxPipeline releaseEncoders, releaseModulation)`,
   );
   if (plan.budget !== undefined) lines.push(`budget ${formatBytes(plan.budget)}: ${plan.fits ? 'fits' : 'does not fit'}`);
   if (plan.offload) {

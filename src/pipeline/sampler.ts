@@ -107,6 +107,8 @@ export interface DenoiseArgs {
   readonly signal?: AbortSignal;
   /** After each step, with its 1-based index, wall time and the packed latent so far (read it, do not keep it). */
   readonly onStep?: (step: number, steps: number, ms: number, img: Float32Array) => void;
+  /** Once every step's modulation vectors are computed: the modulation weights are not needed after this. */
+  readonly onConditioned?: () => void;
 }
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {
@@ -124,6 +126,7 @@ export async function denoise(runner: TransformerRunner, a: DenoiseArgs): Promis
   const stepConds = a.timesteps.slice(0, steps).map((timestep) => ({ timestep, guidance }));
   const modulations: ModulationTable[] = [];
   for (const c of conditions) modulations.push(await runner.precomputeModulations(stepConds, c.pooled));
+  a.onConditioned?.();
   const img = new Float32Array(a.img);
   for (let k = 0; k < steps; k++) {
     throwIfAborted(a.signal);

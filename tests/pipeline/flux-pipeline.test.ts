@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decode } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTinyFlux } from '../../scripts/make-tiny-flux.ts';
-import { encodePrecisionMap, makeQuantPlan } from '../../src/model/precision.ts';
+import { encodePrecisionMap, makeQuantPlan, modulationLinearNames } from '../../src/model/precision.ts';
 import { AUTO_PRECISION_FILE, FluxPipeline } from '../../src/pipeline/flux-pipeline.ts';
 import { encodePng, imageToRgba } from '../../src/pipeline/image.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -72,6 +72,31 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
     const png = decode(encodePng(result.rgba, result.width, result.height, { prompt: 'a red fox in the snow', seed: 7 }));
     expect(png.text).toMatchObject({ prompt: 'a red fox in the snow', seed: '7' });
     expect(Uint8Array.from(png.data)).toEqual(Uint8Array.from(result.rgba));
+  }, SLOW);
+
+  it('with releaseModulation frees the modulation weights while denoising and draws the same pixels, twice', async () => {
+    const settings = { prompt: 'a lighthouse', width: 32, height: 32, steps: 2, seed: 5 } as const;
+    const expected = await pipe.generate(settings);
+    const lean = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'w4a4', releaseModulation: true });
+    const full = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'w4a4' });
+    try {
+      const modulation = modulationLinearNames(lean.transformer.config);
+      const bytes = (p: FluxPipeline) => modulation.reduce((n, name) => n + p.layerSlots().get(name)!.weightBytes, 0);
+      expect(bytes(lean)).toBeGreaterThan(0);
+      const reference = await full.generate(settings);
+      const first = await lean.generate(settings);
+      // Released after the first generation's conditioning, so the transformer holds only the block weights.
+      expect(bytes(lean)).toBe(0);
+      expect(lean.transformer.weightBytes).toBe(full.transformer.weightBytes - bytes(full));
+      const second = await lean.generate(settings);
+      expect(Array.from(first.rgba)).toEqual(Array.from(reference.rgba));
+      expect(Array.from(second.rgba)).toEqual(Array.from(reference.rgba));
+      // Quantized, so not the float pipeline's pixels.
+      expect(Array.from(first.rgba)).not.toEqual(Array.from(expected.rgba));
+    } finally {
+      lean.destroy();
+      full.destroy();
+    }
   }, SLOW);
 
   it('stops between steps when cancelled and releases every pooled buffer', async () => {
