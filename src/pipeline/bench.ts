@@ -379,7 +379,7 @@ async function benchModel(pipe: FluxPipeline, modelName: string, runner: Runner)
     { section: 'model', name: 'generation', shape, wallMs: g.timings.totalMs },
     { section: 'memory', name: 'transformer weights', shape: modelName, bytes: pipe.transformer.weightBytes },
     { section: 'memory', name: 'text encoder weights', shape: modelName, bytes: pipe.textEncoderBytes },
-    { section: 'memory', name: 'VAE decoder weights', shape: modelName, bytes: pipe.vae.weightBytes },
+    { section: 'memory', name: 'VAE decoder weights', shape: modelName, bytes: pipe.vaeWeightBytes },
   );
   runner.advance(1);
   return rows;

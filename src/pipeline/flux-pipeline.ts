@@ -14,6 +14,7 @@ import { sourceWeights, type TransformerWeightSource } from '../model/weight-loa
 import type { WeightCache } from '../weights/cache.ts';
 import type { LinearSlot, LinearSpec } from '../nn/factory.ts';
 import { FluxTransformer } from '../model/transformer.ts';
+import type { VaeConfig } from '../model/vae/config.ts';
 import type { VaeDecoder } from '../model/vae/decoder.ts';
 import { LoadMeter, type ByteProgress } from '../weights/progress.ts';
 import { CheckpointCache } from '../weights/checkpoint-cache.ts';
@@ -98,6 +99,8 @@ export interface FluxPipelineLoadOptions {
   readonly textPrecision?: TextPrecision | { readonly clip?: TextPrecision; readonly t5?: TextPrecision };
   /** Free the text encoders after each encoding (they are reloaded for the next prompt). */
   readonly releaseEncoders?: boolean;
+  /** Free the VAE decoder after each decode (reloaded, from the cache when there is one, for the next). */
+  readonly releaseVae?: boolean;
   /**
    * Free the modulation linears' weights once a generation's modulation vectors are computed, before its first
    * step (rebuilt, from the cache when there is one, for the next generation): what the memory planner's
@@ -244,13 +247,16 @@ function randomSeed(): number {
 
 export class FluxPipeline {
   private encoders: TextEncoders | undefined;
+  /** Undefined between decodes with releaseVae. */
+  private decoder: VaeDecoder | undefined;
+  readonly vaeConfig: VaeConfig;
   private readonly runner: TransformerRunner;
 
   private constructor(
     readonly ctx: GpuContext,
     private readonly source: ResolvedSource,
     readonly transformer: FluxTransformer,
-    readonly vae: VaeDecoder,
+    vae: VaeDecoder,
     encoders: TextEncoders | undefined,
     private readonly options: FluxPipelineLoadOptions,
     readonly defaults: GenerationDefaults,
@@ -262,6 +268,8 @@ export class FluxPipeline {
     readonly autoPrecision: PrecisionMap | undefined,
   ) {
     this.encoders = encoders;
+    this.decoder = vae;
+    this.vaeConfig = vae.config;
     this.runner = new TransformerRunner(transformer);
   }
 
@@ -462,6 +470,16 @@ export class FluxPipeline {
     }
   }
 
+  /** GPU bytes of the VAE decoder's weights (0 while released). */
+  get vaeWeightBytes(): number {
+    return this.decoder?.weightBytes ?? 0;
+  }
+
+  /** The weight cache for components reloaded after a release (undefined without a cache). */
+  private checkpointCache(): CheckpointCache | undefined {
+    return this.options.cache && new CheckpointCache(this.options.cache, cacheIdentity(this.options, this.source));
+  }
+
   private modulationSlots(): LinearSlot[] {
     const slots = this.transformer.layers();
     return modulationLinearNames(this.transformer.config).map((name) => slots.get(name)!);
@@ -511,8 +529,7 @@ export class FluxPipeline {
     throwIfAborted(o.signal);
     report({ phase: 'encode' });
     const encodeStart = performance.now();
-    const cache = this.options.cache && new CheckpointCache(this.options.cache, cacheIdentity(this.options, this.source));
-    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {}, { cache });
+    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {}, { cache: this.checkpointCache() });
     const positive = await this.encoders.encode(o.prompt);
     const negative = trueCfgScale > 1 ? await this.encoders.encode(o.negativePrompt ?? d.negativePrompt) : undefined;
     if (this.options.releaseEncoders) {
@@ -523,7 +540,7 @@ export class FluxPipeline {
     report({ phase: 'encode', ms: encodeMs });
 
     const [h, w] = [height / VAE_SCALE, width / VAE_SCALE];
-    const channels = this.vae.config.latentChannels;
+    const channels = this.vaeConfig.latentChannels;
     const tokens = (h / PATCH) * (w / PATCH);
     const stepMs: number[] = [];
     await this.restoreModulation();
@@ -549,7 +566,12 @@ export class FluxPipeline {
     report({ phase: 'decode' });
     const decodeStart = performance.now();
     const latent = unpackLatent(packed, channels, h, w);
-    const decoded = await this.vae.decode(latent, h, w);
+    this.decoder ??= await loadVaeDecoder(this.ctx, this.source.vae, this.source.vaeConfig, { cache: this.checkpointCache() });
+    const decoded = await this.decoder.decode(latent, h, w);
+    if (this.options.releaseVae) {
+      this.decoder.destroy();
+      this.decoder = undefined;
+    }
     const decodeMs = performance.now() - decodeStart;
     report({ phase: 'decode', ms: decodeMs });
     const rgba = imageToRgba(decoded.image, decoded.width, decoded.height);
@@ -562,7 +584,7 @@ export class FluxPipeline {
   destroy(): void {
     this.runner.dispose();
     this.transformer.destroy();
-    this.vae.destroy();
+    this.decoder?.destroy();
     this.encoders?.destroy();
     this.encoders = undefined;
     if (!this.options.gpu) this.ctx.destroy();

@@ -9,7 +9,8 @@
  *   denoise   the block weights, the per-step embedders and proj_out, the activation arena and the
  *             quantized-activation pool: `residentBytes` (the modulation table stays in CPU memory, one row is
  *             uploaded per step);
- *   decode    the VAE decoder's weights and activations on top of what stays.
+ *   decode    the VAE decoder's weights (loaded for the decode: FluxPipeline's `releaseVae`) and activations on top
+ *             of what stays.
  * When `residentBytes` is over the budget, whole blocks stay in CPU memory and are streamed to the GPU each step,
  * one block ahead (prefetch), and the plan reports the resident and peak bytes of that schedule. Any single
  * GPU tensor over the adapter's maxStorageBufferBindingSize is listed with the row shards it needs.
@@ -426,7 +427,7 @@ export function formatPlan(plan: MemoryPlan): string {
     '',
     `precision ${plan.precision}, ${plan.width}x${plan.height}, ${plan.textTokens} text tokens, ${plan.steps} steps`,
     `transformer source ${formatBytes(plan.sourceBytes)} -> stored ${formatBytes(plan.weightBytes)} (${(plan.sourceBytes / plan.weightBytes).toFixed(2)}x smaller)`,
-    `resident while denoising ${formatBytes(plan.residentBytes)}; peak ${formatBytes(plan.peakBytes)} (${plan.peakPhase}); with the text encoders and modulation linears released (FluxPipeline releaseEncoders, releaseModulation)`,
+    `resident while denoising ${formatBytes(plan.residentBytes)}; peak ${formatBytes(plan.peakBytes)} (${plan.peakPhase}); with the text encoders, modulation linears and VAE released between uses (FluxPipeline releaseEncoders, releaseModulation, releaseVae)`,
   );
   if (plan.budget !== undefined) lines.push(`budget ${formatBytes(plan.budget)}: ${plan.fits ? 'fits' : 'does not fit'}`);
   if (plan.offload) {

@@ -461,7 +461,7 @@ function showTimings(result: GenerateResult): void {
     ['denoise', `${formatSeconds(steps)} (${t.stepMs.length} steps, ${formatSeconds(steps / t.stepMs.length)} each)`],
     ['decode', formatSeconds(t.decodeMs)],
     ['total', formatSeconds(t.totalMs)],
-    ['GPU weights', `transformer ${formatBytes(pipe!.transformer.weightBytes)}, VAE ${formatBytes(pipe!.vae.weightBytes)}`],
+    ['GPU weights', `transformer ${formatBytes(pipe!.transformer.weightBytes)}, VAE ${formatBytes(pipe!.vaeWeightBytes)}`],
     ['GPU activations (peak)', formatBytes(gpu!.pool.peakBytes)],
   ];
   const dl = $('#timings');

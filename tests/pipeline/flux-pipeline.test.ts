@@ -74,10 +74,10 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
     expect(Uint8Array.from(png.data)).toEqual(Uint8Array.from(result.rgba));
   }, SLOW);
 
-  it('with releaseModulation frees the modulation weights while denoising and draws the same pixels, twice', async () => {
+  it('with releaseModulation and releaseVae frees those weights between uses and draws the same pixels, twice', async () => {
     const settings = { prompt: 'a lighthouse', width: 32, height: 32, steps: 2, seed: 5 } as const;
     const expected = await pipe.generate(settings);
-    const lean = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'w4a4', releaseModulation: true });
+    const lean = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'w4a4', releaseModulation: true, releaseVae: true });
     const full = await FluxPipeline.load(dir, { gpu: await testGpu(), precision: 'w4a4' });
     try {
       const modulation = modulationLinearNames(lean.transformer.config);
@@ -88,6 +88,8 @@ describe('FluxPipeline on a generated tiny diffusers folder', () => {
       // Released after the first generation's conditioning, so the transformer holds only the block weights.
       expect(bytes(lean)).toBe(0);
       expect(lean.transformer.weightBytes).toBe(full.transformer.weightBytes - bytes(full));
+      expect(lean.vaeWeightBytes).toBe(0);
+      expect(full.vaeWeightBytes).toBeGreaterThan(0);
       const second = await lean.generate(settings);
       expect(Array.from(first.rgba)).toEqual(Array.from(reference.rgba));
       expect(Array.from(second.rgba)).toEqual(Array.from(reference.rgba));
