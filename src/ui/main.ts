@@ -272,7 +272,8 @@ async function rebuildLayers(targets: ReadonlyMap<string, LayerPrecision>, what:
 }
 
 async function applyPreset(preset: DemoPreset): Promise<void> {
-  if (!pipe || busy) return;
+  // A history entry may name 'auto' from a model that had a calibrated map.
+  if (!pipe || busy || (preset === 'auto' && !pipe.autoPrecision)) return;
   await applyPresetNow(preset);
 }
 
@@ -403,7 +404,7 @@ function restoreSettings(entry: HistoryEntry): void {
   input('steps').value = String(s.steps);
   input('seed').value = String(s.seed);
   if (s.guidance !== undefined) input('guidance').value = String(s.guidance);
-  if (entry.preset !== appliedPreset) {
+  if (entry.preset !== appliedPreset && (entry.preset !== 'auto' || pipe?.autoPrecision)) {
     $<HTMLSelectElement>('#precision-preset').value = entry.preset;
     void applyPreset(entry.preset);
   }
