@@ -68,8 +68,11 @@ MODEL_INDEX = {
     "tokenizer_2": ["transformers", "T5TokenizerFast"], "transformer": ["diffusers", "FluxTransformer2DModel"],
     "vae": ["diffusers", "AutoencoderKL"],
 }
-STEPS = 8
-CFG_SCALE = 3.0
+# Sampling defaults, from a sweep of the seed-0 export over the fixed prompts and 128 more (PyTorch, this
+# tool's scorer): 8 steps at CFG 3 drew single-object shapes 57 % right, 24 steps at CFG 5 68 %; more steps or
+# a higher scale gained nothing further.
+STEPS = 24
+CFG_SCALE = 5.0
 CAPTION_DROPOUT = 0.1
 
 
