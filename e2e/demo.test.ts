@@ -12,15 +12,18 @@ import { startBrowserSession, type BrowserSession } from './browser.ts';
 
 /** A generation with its compiles takes about 20 s on SwiftShader with 2 cores, a test at most two or three. */
 const SLOW = 300_000;
+/** A new device after a crash compiles every kernel again before its generation. */
+const RECOVERY = 480_000;
 const IMAGES = new URL('../docs/images/', import.meta.url).pathname;
 const PROMPT = 'a red circle on a blue background';
 const SEED = 3;
 /**
  * Relative L2 error of the image (RGB in [−1, 1]) against the float output. INT8 barely moves the demo
- * model; INT4 moves this tiny model (hidden size 128, so one 256-wide rotation group per row) much more.
+ * model; INT4 moves this tiny model (hidden size 128, so one 256-wide rotation group per row) much more, and
+ * its true CFG at scale 5 multiplies each step's error in v_pos − v_neg by 5 over 24 steps.
  */
 const INT8_BOUND = 0.05;
-const INT4_BOUND = 0.25;
+const INT4_BOUND = 0.45;
 
 let session: BrowserSession;
 let page: Page;
@@ -165,6 +168,7 @@ describe('demo page', () => {
   }, SLOW);
 
   it('says so in the page when the GPU runs out of memory, and the next generation is unharmed', async () => {
+    await setPreset('mixed');
     // A real out-of-memory cannot be provoked on demand: the device's next error scope around a buffer
     // allocation reports one, as a driver does, and everything else runs for real.
     await page.evaluate(() => {
@@ -201,16 +205,17 @@ describe('demo page', () => {
   }, SLOW);
 
   it('says so when the GPU process crashes, and Load starts a new device that draws the same pixels', async () => {
+    await setPreset('mixed');
     const browserSession = await session.browser.newBrowserCDPSession();
     await browserSession.send('Browser.crashGpuProcess');
     await page.waitForSelector('#model-summary[data-state=lost]', { timeout: SLOW });
     expect(await page.textContent('#error-text')).toMatch(/^The GPU stopped responding \(the GPU device was lost .*press Load to start the GPU again/);
     expect(await page.isDisabled('[data-testid=generate]')).toBe(true);
     await page.click('#load');
-    await page.waitForSelector('#model-summary[data-state=ready]', { timeout: SLOW });
+    await page.waitForSelector('#model-summary[data-state=ready]', { timeout: RECOVERY });
     expect(await page.getAttribute('#gpu-summary', 'data-state')).toBe('ok');
     expect((await generate()).rgba).toEqual(mixed);
-  }, SLOW);
+  }, RECOVERY);
 
   it('deletes a cached model from the cache panel', async () => {
     await page.click('#cache-list li[data-key] button[aria-label^="Delete flux-demo (mixed)"]');

@@ -18,7 +18,7 @@ import {
   TOKEN_COUNTS,
 } from '../pipeline/bench.ts';
 import { ortPeers, type OrtModule } from '../pipeline/bench-ort.ts';
-import type { LinearPeer } from '../pipeline/bench.ts';
+import type { BenchGrid, LinearPeer } from '../pipeline/bench.ts';
 import { FluxPipeline } from '../pipeline/flux-pipeline.ts';
 import { UsageError, type Command } from './args.ts';
 import { progressLine, withGpu } from './gpu.ts';
@@ -49,10 +49,11 @@ async function loadNodePeers(): Promise<{ peers: LinearPeer[]; note?: string }> 
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'our f32 / W8A8 / W4A4 kernels at FLUX shapes vs onnxruntime-web, the demo model blocks and steps, memory',
-  usage: 'bench [--quick] [--repeats N] [--model <folder>|none] [--json out.json]',
+  usage: 'bench [--quick | --shape MxKxN] [--repeats N] [--model <folder>|none] [--json out.json]',
   details: [
     `Full grid: M = ${TOKEN_COUNTS.join(', ')} tokens x (K x N) = ${LINEAR_SHAPES.map(([k, n]) => `${k}x${n}`).join(', ')}, attention at each M;`,
-    `--quick runs only M = ${TOKEN_COUNTS[0]}, ${LINEAR_SHAPES[0].join('x')} (the full grid at M = 4096 takes hours without a GPU).`,
+    `--quick runs only M = ${TOKEN_COUNTS[0]}, ${LINEAR_SHAPES[0].join('x')} (the full grid at M = 4096 takes hours without a GPU);`,
+    '--shape MxKxN runs one shape of your own (attention at M tokens).',
     `Each item runs once to warm up, then the median of --repeats runs (default ${DEFAULT_REPEATS}, items taking turns) is reported.`,
     'Inputs and weights are on the GPU before timing and outputs stay there; "wall ms" is call to GPU idle, "GPU ms"',
     'the timestamp span. GOPS = 2·M·K·N per wall second. Speed-ups are wall-time ratios. The onnxruntime-web peers run',
@@ -62,6 +63,7 @@ export const benchCommand: Command = {
   ].join('\n'),
   options: {
     quick: { type: 'boolean' },
+    shape: { type: 'string' },
     repeats: { type: 'string' },
     model: { type: 'string' },
     json: { type: 'string' },
@@ -71,12 +73,16 @@ export const benchCommand: Command = {
     const repeats = values.repeats === undefined ? DEFAULT_REPEATS : Number(values.repeats);
     if (!Number.isInteger(repeats) || repeats < 1) throw new UsageError(`--repeats must be a positive integer (got "${String(values.repeats)}")`);
     const modelPath = values.model === 'none' ? undefined : typeof values.model === 'string' ? values.model : existsSync(DEMO_MODEL) ? DEMO_MODEL : undefined;
+    if (values.shape !== undefined && (values.quick === true || !/^\d+x\d+x\d+$/.test(String(values.shape)))) {
+      throw new UsageError(`--shape must look like 256x3072x3072 (M x K x N), without --quick (got "${String(values.shape)}")`);
+    }
+    const grid: BenchGrid = values.shape !== undefined ? (values.shape as BenchGrid) : values.quick === true ? 'quick' : 'full';
     const { peers, note: peerNote } = await loadNodePeers();
     const report = await withGpu(async (ctx) => {
       const model = modelPath === undefined ? undefined : await FluxPipeline.load(modelPath, { gpu: ctx, precision: 'mixed' });
       try {
         return await runBench(ctx, {
-          grid: values.quick === true ? 'quick' : 'full',
+          grid,
           repeats,
           model,
           peers,

@@ -41,7 +41,8 @@ const MODEL_PROMPT = 'a red circle on a blue background';
 export const TARGET_W4A4_SPEEDUP = 3;
 export const TARGET_QUANT_SHARE = 0.15;
 
-export type BenchGrid = 'quick' | 'full';
+/** The FLUX grids, or one shape `MxKxN` (attention at M tokens): a user's own, or a small one for tests. */
+export type BenchGrid = 'quick' | 'full' | `${number}x${number}x${number}`;
 
 export interface LinearShape {
   readonly m: number;
@@ -52,7 +53,11 @@ export interface LinearShape {
 /** The shapes of a grid: quick is the smallest FLUX linear, so a CPU-emulated GPU finishes in about a minute. */
 export function gridShapes(grid: BenchGrid): { linears: LinearShape[]; attentionRows: number[] } {
   if (grid === 'quick') return { linears: [{ m: TOKEN_COUNTS[0], k: LINEAR_SHAPES[0][0], n: LINEAR_SHAPES[0][1] }], attentionRows: [TOKEN_COUNTS[0]] };
-  return { linears: TOKEN_COUNTS.flatMap((m) => LINEAR_SHAPES.map(([k, n]) => ({ m, k, n }))), attentionRows: [...TOKEN_COUNTS] };
+  if (grid === 'full') return { linears: TOKEN_COUNTS.flatMap((m) => LINEAR_SHAPES.map(([k, n]) => ({ m, k, n }))), attentionRows: [...TOKEN_COUNTS] };
+  const dims = grid.split('x').map(Number);
+  const [m, k, n] = dims;
+  if (dims.length !== 3 || !dims.every((d) => Number.isInteger(d) && d > 0)) throw new FluxError('bad-argument', `bench shape must be MxKxN with positive integers, got "${grid}"`);
+  return { linears: [{ m: m!, k: k!, n: n! }], attentionRows: [m!] };
 }
 
 /** A linear layer y = x·Wᵀ of another library, prepared on our device for one shape. */

@@ -3,19 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/pipeline/bench.ts';
-import { cli } from './helpers.ts';
+import { cli, expectOneErrorLine } from './helpers.ts';
 
-/** One FLUX shape (ours and the three ORT peers) and attention, each run twice, on a CPU-emulated GPU shared with other work. */
+/** One small shape (ours and the three ORT peers) and attention, each run twice, on a CPU-emulated GPU shared with other work. */
 const SLOW = 600_000;
 
 // A smoke test that the command runs and prints the shared rows; speeds are read off a `flux-w4a4 bench` run,
 // never asserted. The model rows are the shared module's, checked on the bench page (e2e/bench.test.ts).
-describe('flux-w4a4 bench --quick', () => {
-  it('prints the f32, W8A8, W4A4 and onnxruntime-web peer rows of one FLUX shape, attention and the speed-ups, as JSON too', async () => {
+// A small awkward shape (M odd) keeps the ORT peers quick on SwiftShader; --quick runs the same code at M=256 3072x3072.
+describe('flux-w4a4 bench --shape', () => {
+  it('prints the f32, W8A8, W4A4 and onnxruntime-web peer rows of one shape, attention and the speed-ups, as JSON too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'flux-bench-'));
     try {
       const json = join(dir, 'bench.json');
-      const run = await cli('bench', '--quick', '--repeats', '1', '--model', 'none', '--json', json);
+      const run = await cli('bench', '--shape', '33x256x96', '--repeats', '1', '--model', 'none', '--json', json);
       expect(run.code, run.stderr).toBe(0);
       const report = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
       expect(report.rows.map((r) => `${r.section} ${r.name}`)).toEqual([
@@ -36,7 +37,7 @@ describe('flux-w4a4 bench --quick', () => {
       }
       for (const r of report.rows.filter((row) => row.section === 'linear' || row.section === 'peer')) expect(r.gops, r.name).toBeGreaterThan(0);
       const [comparison] = report.comparisons;
-      expect(comparison!.shape).toBe('M=256 3072x3072');
+      expect(comparison!.shape).toBe('M=33 256x96');
       expect(comparison!.w4a4VsF32).toBeGreaterThan(0);
       expect(comparison!.quantizeShare).toBeGreaterThan(0);
       expect(comparison!.quantizeShare).toBeLessThan(1);
@@ -49,4 +50,9 @@ describe('flux-w4a4 bench --quick', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, SLOW);
+
+  it('refuses a malformed shape, or one given with --quick, in one line', async () => {
+    expect(expectOneErrorLine(await cli('bench', '--shape', '256x3072'), 2)).toContain('--shape must look like 256x3072x3072');
+    expect(expectOneErrorLine(await cli('bench', '--quick', '--shape', '1x32x1'), 2)).toContain('without --quick');
+  });
 });
