@@ -235,6 +235,11 @@ function cacheIdentity(options: FluxPipelineLoadOptions, source: ResolvedSource)
   return options.cacheIdentity ?? source.transformer;
 }
 
+/** The weight cache for the VAE and text encoders, kept as stored (undefined without a cache). */
+function checkpointCacheFor(options: FluxPipelineLoadOptions, source: ResolvedSource): CheckpointCache | undefined {
+  return options.cache && new CheckpointCache(options.cache, cacheIdentity(options, source));
+}
+
 function checkSide(name: string, value: number): void {
   if (!Number.isInteger(value) || value < SIZE_MULTIPLE || value % SIZE_MULTIPLE !== 0) {
     throw new FluxError('bad-argument', `${name} must be a positive multiple of ${SIZE_MULTIPLE}, got ${value}`);
@@ -287,7 +292,7 @@ export class FluxPipeline {
     const start = performance.now();
     const resolved = await resolvePipelineSource(source);
     // The VAE and text encoders go through the cache as stored; the transformer has its own quantized records.
-    const checkpoints = options.cache && new CheckpointCache(options.cache, cacheIdentity(options, resolved));
+    const checkpoints = checkpointCacheFor(options, resolved);
     const meter = await FluxPipeline.loadMeter(resolved, options, checkpoints, (load) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, load }));
     const progress = (detail: string) => options.onProgress?.({ phase: 'load', elapsedMs: performance.now() - start, detail, load: meter.progress() });
     const reading = { onRead: meter.read };
@@ -475,11 +480,6 @@ export class FluxPipeline {
     return this.decoder?.weightBytes ?? 0;
   }
 
-  /** The weight cache for components reloaded after a release (undefined without a cache). */
-  private checkpointCache(): CheckpointCache | undefined {
-    return this.options.cache && new CheckpointCache(this.options.cache, cacheIdentity(this.options, this.source));
-  }
-
   private modulationSlots(): LinearSlot[] {
     const slots = this.transformer.layers();
     return modulationLinearNames(this.transformer.config).map((name) => slots.get(name)!);
@@ -529,7 +529,7 @@ export class FluxPipeline {
     throwIfAborted(o.signal);
     report({ phase: 'encode' });
     const encodeStart = performance.now();
-    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {}, { cache: this.checkpointCache() });
+    this.encoders ??= await FluxPipeline.loadEncoders(this.ctx, this.source, { ...this.options, signal: o.signal }, () => {}, { cache: checkpointCacheFor(this.options, this.source) });
     const positive = await this.encoders.encode(o.prompt);
     const negative = trueCfgScale > 1 ? await this.encoders.encode(o.negativePrompt ?? d.negativePrompt) : undefined;
     if (this.options.releaseEncoders) {
@@ -566,7 +566,7 @@ export class FluxPipeline {
     report({ phase: 'decode' });
     const decodeStart = performance.now();
     const latent = unpackLatent(packed, channels, h, w);
-    this.decoder ??= await loadVaeDecoder(this.ctx, this.source.vae, this.source.vaeConfig, { cache: this.checkpointCache() });
+    this.decoder ??= await loadVaeDecoder(this.ctx, this.source.vae, this.source.vaeConfig, { cache: checkpointCacheFor(this.options, this.source) });
     const decoded = await this.decoder.decode(latent, h, w);
     if (this.options.releaseVae) {
       this.decoder.destroy();
